@@ -1,0 +1,104 @@
+"""Settings read from the environment in one place, validated once, every problem reported together."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """One or more settings are missing or malformed; the message lists them all."""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _base_url(raw: str) -> str:
+    raw = raw.strip().rstrip("/")
+    if raw and not raw.startswith(("https://", "http://")):
+        raise ValueError("must start with https:// or http://")
+    return raw
+
+
+def _setting(env: str, default: Any, parse: Callable[[str], Any], doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the environment variable each field is read from."""
+
+    originals_bucket: str = _setting("ORIGINALS_BUCKET", "", _text, "S3 bucket the originals are read from")
+    cache_bucket: str = _setting("CACHE_BUCKET", "", _text, "S3 bucket variants are written to and served from")
+    max_output_side: int = _setting("MAX_OUTPUT_SIDE", 4096, _positive_int, "largest width or height rendered, px")
+    max_source_bytes: int = _setting("MAX_SOURCE_BYTES", 25 * MIB, _positive_int, "largest original read, bytes")
+    max_source_pixels: int = _setting(
+        "MAX_SOURCE_PIXELS", 40_000_000, _positive_int, "largest original decoded, pixels (width x height)"
+    )
+    inline_max_bytes: int = _setting(
+        "INLINE_MAX_BYTES", 4_500_000, _positive_int, "largest image answered inline (base64); larger ones get a 302"
+    )
+    public_cache_url: str = _setting(
+        "PUBLIC_CACHE_URL", "", _base_url, "base URL the cache bucket is public at (302 target); presigned if empty"
+    )
+    presign_expires: int = _setting("PRESIGN_EXPIRES", 3600, _positive_int, "lifetime of presigned 302 URLs, s")
+    variant_cache_control: str = _setting(
+        "VARIANT_CACHE_CONTROL", "public, max-age=31536000, immutable", _text, "Cache-Control of variants"
+    )
+    original_cache_control: str = _setting(
+        "ORIGINAL_CACHE_CONTROL", "public, max-age=86400", _text, "Cache-Control of originals served as they are"
+    )
+    error_cache_control: str = _setting(
+        "ERROR_CACHE_CONTROL", "public, max-age=10", _text, "Cache-Control of 4xx answers (5xx are never cached)"
+    )
+    key_version: str = _setting(
+        "KEY_VERSION", "v1", _text, "first segment of every variant key; change it to retire all variants at once"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from the environment; raise ConfigError naming every bad one."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            env = f.metadata["env"]
+            raw = environ.get(env)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                problems.append(f"{env}={raw!r}: {exc}")
+        if problems:
+            raise ConfigError("invalid settings: " + "; ".join(problems))
+        return cls(**values)
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """Every environment variable this module reads."""
+        return [f.metadata["env"] for f in fields(cls)]
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, object, str]]:
+        """(variable, default, description) for each setting, for the README's configuration table."""
+        return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in fields(cls)]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use (never at import)."""
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Entry points, one module per trigger; the only code that knows event shapes."""

@@ -1,0 +1,117 @@
+"""API Gateway (REST, proxy) trigger: GET/HEAD /<key>?<params> -> an image, a redirect, or a JSON error."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from http import HTTPStatus
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .. import service, spec
+from ..config import get_settings
+from ..errors import ImageServiceError, MethodNotAllowed
+from ..service import Delivery
+from ..storage import S3Store, Store
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+app = APIGatewayRestResolver()
+
+_COMMON_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+
+@lru_cache(maxsize=1)
+def store() -> Store:
+    """The process's store, made on first use so that nothing touches AWS at import time."""
+    settings = get_settings()
+    return S3Store(settings.originals_bucket, settings.cache_bucket)
+
+
+@app.route(".+", method=["GET", "HEAD"])
+@tracer.capture_method
+def get_image() -> Response:
+    event = app.current_event
+    settings = get_settings()
+    request = spec.parse(
+        event.path,
+        event.multi_value_query_string_parameters or {},
+        event.headers.get("accept", ""),
+        max_side=settings.max_output_side,
+    )
+    delivery = service.get_or_render(request, store(), settings)
+    _record(delivery)
+    return _response(delivery, head=event.http_method == "HEAD", if_none_match=event.headers.get("if-none-match"))
+
+
+@app.route(".+", method=["POST", "PUT", "PATCH", "DELETE"])
+def refuse_write() -> Response:
+    raise MethodNotAllowed("only GET and HEAD are served")
+
+
+@app.exception_handler(ImageServiceError)
+def on_service_error(error: ImageServiceError) -> Response:
+    if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        logger.warning("request failed", extra={"code": error.code, "reason": error.message}, exc_info=error)
+    else:
+        logger.info("request refused", extra={"code": error.code, "reason": error.message})
+    return _error(error.status, error.to_body())
+
+
+@app.exception_handler(Exception)
+def on_unexpected(error: Exception) -> Response:
+    logger.exception("unhandled error")
+    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, {"code": "internal_error", "message": "internal error"})
+
+
+def _error(status: HTTPStatus, body: dict[str, object]) -> Response:
+    cache_control = get_settings().error_cache_control if status < HTTPStatus.INTERNAL_SERVER_ERROR else "no-store"
+    return Response(status_code=int(status), content_type="application/json", body=json.dumps(body),
+                    headers={"Cache-Control": cache_control, **_COMMON_HEADERS})
+
+
+def _response(delivery: Delivery, *, head: bool, if_none_match: str | None) -> Response:
+    headers = {
+        "Cache-Control": delivery.cache_control,
+        "ETag": delivery.etag,
+        "Server-Timing": _server_timing(delivery),
+        **_COMMON_HEADERS,
+    }
+    if delivery.vary_accept:
+        headers["Vary"] = "Accept"
+    if delivery.location is not None:
+        headers["Location"] = delivery.location
+        return Response(status_code=HTTPStatus.FOUND, content_type=delivery.content_type, body="", headers=headers)
+    if if_none_match and delivery.etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Response(status_code=HTTPStatus.NOT_MODIFIED, content_type=delivery.content_type, body=None,
+                        headers=headers)
+    return Response(status_code=HTTPStatus.OK, content_type=delivery.content_type,
+                    body=b"" if head else delivery.body, headers=headers)
+
+
+def _server_timing(delivery: Delivery) -> str:
+    entries = [f"cache;desc={delivery.cache}"]
+    entries += [f"{stage};dur={ms:.1f}" for stage, ms in delivery.timings.stages.items()]
+    return ", ".join(entries)
+
+
+def _record(delivery: Delivery) -> None:
+    metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=int(delivery.cache is service.CacheStatus.HIT))
+    metrics.add_metric(name="CacheMiss", unit=MetricUnit.Count,
+                       value=int(delivery.cache is service.CacheStatus.MISS))
+    if "render" in delivery.timings.stages:
+        metrics.add_metric(name="RenderTime", unit=MetricUnit.Milliseconds, value=delivery.timings.stages["render"])
+    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=delivery.bytes_in)
+    metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=delivery.size)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

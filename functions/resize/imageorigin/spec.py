@@ -1,0 +1,326 @@
+"""Pure parsing of a request's key, query and Accept header into a frozen resize spec with one canonical form."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import unquote
+
+from .errors import BadKey, BadParameter
+
+MAX_KEY_BYTES = 1024
+
+
+class Fit(StrEnum):
+    """How the image is fitted into the requested box."""
+
+    INSIDE = "inside"  # keep aspect, fit in the box (the default)
+    COVER = "cover"  # keep aspect, fill the box, crop the overflow centred
+    CONTAIN = "contain"  # keep aspect, fit in the box, pad the rest with bg
+    FILL = "fill"  # ignore aspect, stretch to the box
+    OUTSIDE = "outside"  # keep aspect, cover the box without cropping
+
+
+class Format(StrEnum):
+    """Output formats; ORIGINAL keeps the source's own format, decided when the original is decoded."""
+
+    JPEG = "jpeg"
+    PNG = "png"
+    WEBP = "webp"
+    AVIF = "avif"
+    GIF = "gif"
+    ORIGINAL = "original"
+
+    @property
+    def content_type(self) -> str:
+        return f"image/{self.value}"
+
+    @property
+    def has_quality(self) -> bool:
+        return self in _DEFAULT_QUALITY
+
+    @property
+    def default_quality(self) -> int | None:
+        return _DEFAULT_QUALITY.get(self)
+
+
+_DEFAULT_QUALITY = {Format.JPEG: 80, Format.WEBP: 80, Format.AVIF: 60}
+
+# What a key's extension says its original is; the keep-format and fm=auto fallbacks are decided from it, so the
+# edge and the function compute the same variant key without reading the original.
+_EXTENSION_FORMAT = {
+    "jpg": Format.JPEG,
+    "jpeg": Format.JPEG,
+    "jpe": Format.JPEG,
+    "png": Format.PNG,
+    "webp": Format.WEBP,
+    "avif": Format.AVIF,
+    "gif": Format.GIF,
+}
+# fm=auto for a browser that takes neither AVIF nor WebP: formats every browser decodes, keeping transparency.
+_LEGACY_FALLBACK = {Format.JPEG: Format.JPEG, Format.PNG: Format.PNG, Format.GIF: Format.GIF}
+
+_FORMAT_NAMES = {"jpeg": Format.JPEG, "jpg": Format.JPEG, "png": Format.PNG, "webp": Format.WEBP,
+                 "avif": Format.AVIF, "gif": Format.GIF}
+
+# Every accepted spelling -> its canonical parameter. `resize` sets w and h at once.
+_ALIASES = {
+    "w": "w", "width": "w", "scalex": "w",
+    "h": "h", "height": "h", "scaley": "h",
+    "resize": "resize",
+    "fit": "fit",
+    "fm": "fm", "format": "fm", "encoding": "fm",
+    "q": "q", "quality": "q",
+    "enlarge": "enlarge",
+    "bg": "bg",
+    "dpr": "dpr",
+}
+
+_INT = re.compile(r"[0-9]{1,6}")
+_DPR = re.compile(r"[0-9](\.[0-9]{1,3})?")
+_HEX = re.compile(r"([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
+_BOX = re.compile(r"([0-9]{1,6})[*xX]([0-9]{1,6})")
+_BOOL = {"0": False, "false": False, "1": True, "true": True}
+
+
+@dataclass(frozen=True)
+class ResizeSpec:
+    """What to render: the box, how to fit it, and how to encode. Immutable; `canonical` is its one spelling."""
+
+    width: int | None = None
+    height: int | None = None
+    fit: Fit = Fit.INSIDE
+    format: Format = Format.ORIGINAL
+    quality: int | None = None
+    enlarge: bool = False
+    background: str = "ffffff"
+    negotiated: bool = False  # the format was chosen from Accept: the answer varies by it
+
+    @property
+    def resizes(self) -> bool:
+        return self.width is not None or self.height is not None
+
+    def canonical(self) -> str:
+        """The one spelling of this spec: the cache key's last segment and the signed string."""
+        parts: list[str] = []
+        if self.width is not None:
+            parts.append(f"w={self.width}")
+        if self.height is not None:
+            parts.append(f"h={self.height}")
+        if self.resizes:
+            parts.append(f"fit={self.fit}")
+            parts.append(f"enlarge={int(self.enlarge)}")
+        pads = self.fit is Fit.CONTAIN and self.width is not None and self.height is not None
+        if pads or self.format in (Format.JPEG, Format.ORIGINAL):  # bg shows only when padding or flattening
+            parts.append(f"bg={self.background}")
+        parts.append(f"fm={self.format}")
+        if self.quality is not None:
+            parts.append(f"q={self.quality}")
+        return ",".join(parts)
+
+    def quality_for(self, fmt: Format) -> int | None:
+        """The quality to encode `fmt` at: the one asked for, else that format's default."""
+        return self.quality if self.quality is not None else fmt.default_quality
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One parsed request: which original, and what to do with it (None: serve the original as it is)."""
+
+    key: str
+    spec: ResizeSpec | None
+
+    def variant_key(self, version: str) -> str:
+        """Where this variant lives in the cache bucket: version / original key / canonical spec."""
+        if self.spec is None:
+            raise ValueError("an original has no variant key")
+        return f"{version}/{self.key}/{self.spec.canonical()}"
+
+
+def parse_key(raw_path: str) -> str:
+    """The S3 key named by a still percent-encoded path: decoded exactly once and checked for safety."""
+    encoded = raw_path.lstrip("/")
+    try:
+        key = unquote(encoded, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise BadKey("the image key is not valid UTF-8") from None
+    if not key:
+        raise BadKey("the path must name an image, e.g. /photos/cat.jpg")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise BadKey(f"the image key is longer than {MAX_KEY_BYTES} bytes")
+    if "\\" in key or any(unicodedata.category(ch) == "Cc" for ch in key):
+        raise BadKey("the image key contains a backslash or a control character")
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        raise BadKey("the image key has an empty, '.' or '..' segment")
+    return key
+
+
+def negotiate(accept: str, hint: Format | None) -> Format:
+    """fm=auto: AVIF, then WebP, if the client takes them; else the original's format, PNG when unsure."""
+    offered = _accepted_types(accept)
+    if "image/avif" in offered and hint is not Format.GIF:  # AVIF animation is poorly supported: never for GIFs
+        return Format.AVIF
+    if "image/webp" in offered:
+        return Format.WEBP
+    return _LEGACY_FALLBACK.get(hint, Format.PNG) if hint else Format.PNG
+
+
+def _accepted_types(accept: str) -> set[str]:
+    """Media types the Accept header names explicitly with a non-zero q (wildcards do not count)."""
+    types: set[str] = set()
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media and q > 0:
+            types.add(media.lower())
+    return types
+
+
+def format_hint(key: str) -> Format | None:
+    """The format the key's extension names, if any."""
+    _, dot, ext = key.rpartition(".")
+    return _EXTENSION_FORMAT.get(ext.lower()) if dot and "/" not in ext else None
+
+
+def parse(
+    raw_path: str,
+    query: Mapping[str, Sequence[str]],
+    accept: str = "",
+    *,
+    max_side: int = 4096,
+) -> ImageRequest:
+    """Path (percent-encoded), query (name -> all its values) and Accept -> an ImageRequest, or BadParameter."""
+    key = parse_key(raw_path)
+    values = _canonical_values(query)
+    if not values:
+        return ImageRequest(key=key, spec=None)
+
+    width = _side(values, "w", max_side)
+    height = _side(values, "h", max_side)
+    if "resize" in values:
+        if width is not None or height is not None:
+            raise BadParameter("resize", "give either resize or w/h, not both")
+        match = _BOX.fullmatch(values["resize"])
+        if not match:
+            raise BadParameter("resize", "must be WIDTHxHEIGHT or WIDTH*HEIGHT, e.g. 300*200")
+        width = _bounded("resize", match.group(1), max_side)
+        height = _bounded("resize", match.group(2), max_side)
+
+    fit = _enum(values, "fit", Fit, Fit.INSIDE)
+    hint = format_hint(key)
+    fm_raw = values.get("fm")
+    negotiated = fm_raw is not None and fm_raw.lower() == "auto"
+    if fm_raw is None:
+        fmt = hint or Format.ORIGINAL
+    elif negotiated:
+        fmt = negotiate(accept, hint)
+    elif fm_raw.lower() in _FORMAT_NAMES:
+        fmt = _FORMAT_NAMES[fm_raw.lower()]
+    else:
+        raise BadParameter("fm", f"must be one of {', '.join(sorted(_FORMAT_NAMES))} or auto")
+
+    quality = _quality(values, fmt)
+    enlarge = _flag(values, "enlarge")
+    background = _background(values)
+    width, height = _apply_dpr(values, width, height, max_side)
+
+    if width is None or height is None:
+        fit = Fit.INSIDE  # with one side given, every fit scales to that side: one canonical form
+    spec = ResizeSpec(width, height, fit, fmt, quality, enlarge, background, negotiated)
+    return ImageRequest(key=key, spec=spec)
+
+
+def _canonical_values(query: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Map aliases to canonical names; refuse unknown, empty and repeated parameters."""
+    values: dict[str, str] = {}
+    seen_as: dict[str, str] = {}
+    for name, given in query.items():
+        canonical = _ALIASES.get(name.lower())
+        if canonical is None:
+            raise BadParameter(name, "unknown parameter")
+        if len(given) != 1 or canonical in values:
+            first = seen_as.get(canonical, name)
+            raise BadParameter(name, f"given more than once (as {first!r} and {name!r})" if first != name
+                               else "given more than once")
+        value = given[0].strip()
+        if not value:
+            raise BadParameter(name, "must not be empty")
+        values[canonical] = value
+        seen_as[canonical] = name
+    return values
+
+
+def _bounded(name: str, raw: str, high: int, low: int = 1) -> int:
+    if not _INT.fullmatch(raw):
+        raise BadParameter(name, f"must be a whole number from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadParameter(name, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def _side(values: Mapping[str, str], name: str, max_side: int) -> int | None:
+    return _bounded(name, values[name], max_side) if name in values else None
+
+
+def _enum(values: Mapping[str, str], name: str, enum: type[Fit], default: Fit) -> Fit:
+    if name not in values:
+        return default
+    try:
+        return enum(values[name].lower())
+    except ValueError:
+        raise BadParameter(name, f"must be one of {', '.join(e.value for e in enum)}") from None
+
+
+def _quality(values: Mapping[str, str], fmt: Format) -> int | None:
+    if "q" not in values:
+        return None if fmt is Format.ORIGINAL else fmt.default_quality
+    quality = _bounded("q", values["q"], 100)
+    if fmt in (Format.PNG, Format.GIF):
+        return None  # lossless formats: quality means nothing, so it must not split the cache
+    return quality
+
+
+def _flag(values: Mapping[str, str], name: str) -> bool:
+    raw = values.get(name, "0").lower()
+    if raw not in _BOOL:
+        raise BadParameter(name, "must be 0 or 1")
+    return _BOOL[raw]
+
+
+def _background(values: Mapping[str, str]) -> str:
+    raw = values.get("bg", "ffffff").removeprefix("#")
+    if not _HEX.fullmatch(raw):
+        raise BadParameter("bg", "must be a hex colour RRGGBB, e.g. bg=ff0000")
+    if len(raw) == 3:
+        raw = "".join(ch * 2 for ch in raw)
+    return raw.lower()
+
+
+def _apply_dpr(
+    values: Mapping[str, str], width: int | None, height: int | None, max_side: int
+) -> tuple[int | None, int | None]:
+    """Multiply the box by dpr, then scale it down uniformly if a side passes the cap."""
+    if "dpr" not in values:
+        return width, height
+    raw = values["dpr"]
+    if not _DPR.fullmatch(raw) or not 1 <= float(raw) <= 4:
+        raise BadParameter("dpr", "must be a number from 1 to 4, e.g. 2 or 1.5")
+    dpr = float(raw)
+    sides = [s * dpr for s in (width, height) if s is not None]
+    if not sides:
+        return width, height
+    shrink = min(1.0, max_side / max(sides))
+    scaled = [None if s is None else max(1, round(s * dpr * shrink)) for s in (width, height)]
+    return scaled[0], scaled[1]
+

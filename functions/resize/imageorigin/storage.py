@@ -1,0 +1,173 @@
+"""Originals and variants behind a small protocol: S3 (boto3, honouring AWS_ENDPOINT_URL_S3) and an in-memory twin."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+from .errors import OriginalNotFound, StorageFault, TooLarge
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+class _NoSuchKey(Exception):
+    """S3 has no object at that key (internal: each caller decides what a missing object means)."""
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An object's bytes and the headers that travel with it."""
+
+    data: bytes
+    content_type: str
+    etag: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def strong_etag(data: bytes) -> str:
+    """The ETag S3 gives a single-part upload (MD5 hex, quoted), so every cache layer agrees on it."""
+    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+
+
+class Store(Protocol):
+    """Where originals are read and variants are kept."""
+
+    def get_original(self, key: str, max_bytes: int) -> Blob:
+        """The original's bytes; OriginalNotFound, TooLarge (checked before downloading) or StorageFault."""
+
+    def get_variant(self, key: str) -> Blob | None:
+        """A stored variant, or None; StorageFault if the bucket cannot be read."""
+
+    def put_variant(self, key: str, data: bytes, content_type: str, cache_control: str,
+                    metadata: Mapping[str, str]) -> None:
+        """Store a variant whole or not at all; StorageFault on failure."""
+
+    def original_url(self, key: str, expires: int) -> str:
+        """A time-limited URL a client can fetch the original from."""
+
+    def variant_url(self, key: str, expires: int) -> str:
+        """A time-limited URL a client can fetch a stored variant from."""
+
+
+class S3Store:
+    """Two buckets: originals (read only) and cache (read and write). The client is made on first use."""
+
+    def __init__(self, originals_bucket: str, cache_bucket: str, client: S3Client | None = None) -> None:
+        self.originals_bucket = originals_bucket
+        self.cache_bucket = cache_bucket
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+            self._client = boto3.client("s3", config=config)
+        return self._client
+
+    def get_original(self, key: str, max_bytes: int) -> Blob:
+        try:
+            response = self._call("get_object", Bucket=self.originals_bucket, Key=key)
+        except _NoSuchKey:
+            raise OriginalNotFound(f"no image at {key!r}") from None
+        size = response["ContentLength"]
+        if size > max_bytes:
+            response["Body"].close()
+            raise TooLarge(f"the original is {size} bytes; the limit is {max_bytes}")
+        return Blob(self._read(response), response.get("ContentType", ""), response.get("ETag", ""),
+                    response.get("Metadata", {}))
+
+    def get_variant(self, key: str) -> Blob | None:
+        try:
+            response = self._call("get_object", Bucket=self.cache_bucket, Key=key)
+        except _NoSuchKey:
+            return None
+        return Blob(self._read(response), response.get("ContentType", ""), response.get("ETag", ""),
+                    response.get("Metadata", {}))
+
+    def put_variant(self, key: str, data: bytes, content_type: str, cache_control: str,
+                    metadata: Mapping[str, str]) -> None:
+        digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        self._call("put_object", Bucket=self.cache_bucket, Key=key, Body=data, ContentType=content_type,
+                   CacheControl=cache_control, Metadata=dict(metadata), ContentMD5=digest)
+
+    def original_url(self, key: str, expires: int) -> str:
+        return self._presign(self.originals_bucket, key, expires)
+
+    def variant_url(self, key: str, expires: int) -> str:
+        return self._presign(self.cache_bucket, key, expires)
+
+    def _presign(self, bucket: str, key: str, expires: int) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
+        )
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _MISSING:
+                raise _NoSuchKey from None
+            raise StorageFault(f"storage answered {code or 'an error'} for {operation}") from exc
+        except BotoCoreError as exc:
+            raise StorageFault(f"storage could not be reached for {operation}") from exc
+
+    @staticmethod
+    def _read(response: Any) -> bytes:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            return response["Body"].read()
+        except (BotoCoreError, OSError) as exc:
+            raise StorageFault("the object could not be read whole from storage") from exc
+
+
+@dataclass
+class MemoryStore:
+    """The in-memory twin of S3Store, for unit tests and the benchmark; counts every call."""
+
+    originals: dict[str, Blob] = field(default_factory=dict)
+    variants: dict[str, Blob] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    fail_puts: bool = False
+
+    def add_original(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.originals[key] = Blob(data, content_type, strong_etag(data))
+
+    def get_original(self, key: str, max_bytes: int) -> Blob:
+        self.calls.append(("get_original", key))
+        if key not in self.originals:
+            raise OriginalNotFound(f"no image at {key!r}")
+        blob = self.originals[key]
+        if len(blob.data) > max_bytes:
+            raise TooLarge(f"the original is {len(blob.data)} bytes; the limit is {max_bytes}")
+        return blob
+
+    def get_variant(self, key: str) -> Blob | None:
+        self.calls.append(("get_variant", key))
+        return self.variants.get(key)
+
+    def put_variant(self, key: str, data: bytes, content_type: str, cache_control: str,
+                    metadata: Mapping[str, str]) -> None:
+        self.calls.append(("put_variant", key))
+        if self.fail_puts:
+            raise StorageFault("storage answered SlowDown for put_object")
+        self.variants[key] = Blob(data, content_type, strong_etag(data), dict(metadata))
+
+    def original_url(self, key: str, expires: int) -> str:
+        return f"memory://originals/{quote(key)}?expires={expires}"
+
+    def variant_url(self, key: str, expires: int) -> str:
+        return f"memory://cache/{quote(key)}?expires={expires}"
