@@ -142,7 +142,7 @@ class ImageRequest:
 
 def parse_key(raw_path: str) -> str:
     """The S3 key named by a still percent-encoded path: decoded exactly once and checked for safety."""
-    encoded = raw_path.lstrip("/")
+    encoded = raw_path.removeprefix("/")
     try:
         key = unquote(encoded, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:

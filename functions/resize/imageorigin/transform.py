@@ -100,9 +100,23 @@ class _Plan:
 
 
 def probe(data: bytes, limits: Limits) -> SourceInfo:
-    """Identify an original from its header alone; refuse what is not an allowed image or is over the limits."""
+    """Identify and check an original served as it is: header limits, then the cheapest decode that finds damage.
+
+    PNG chunks are CRC-checked without inflating the pixels; JPEGs are decoded at 1/8 scale (every entropy-coded
+    byte is still read); other formats are decoded. Nothing is kept.
+    """
     with _open(data, limits) as image:
-        return SourceInfo(_SOURCE_FORMAT[image.format], image.width, image.height)
+        info = SourceInfo(_SOURCE_FORMAT[image.format], image.width, image.height)
+        try:
+            if image.format == "PNG":
+                image.verify()
+            else:
+                if image.format == "JPEG":
+                    image.draft(None, (1, 1))
+                image.load()
+        except _DECODE_ERRORS as exc:
+            raise Undecodable(f"the original is damaged or truncated ({type(exc).__name__})") from None
+        return info
 
 
 def render(data: bytes, spec: ResizeSpec, limits: Limits) -> Rendered:

@@ -1,0 +1,144 @@
+"""Shared fixtures: fake AWS on moto, the sample originals loaded, a Lambda context, and response decoding."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EVENTS = ROOT / "events"
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+ORIGINALS = "test-originals"
+CACHE = "test-cache"
+
+
+def sample_keys() -> list[str]:
+    return sorted(str(p.relative_to(SAMPLES)) for p in SAMPLES.rglob("*") if p.is_file() and p.suffix != ".md")
+
+
+def sample(key: str) -> bytes:
+    return (SAMPLES / key).read_bytes()
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test runs with fake credentials, test bucket names and fresh process-wide singletons."""
+    from imageorigin.config import get_settings
+    from imageorigin.handlers import api
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "ORIGINALS_BUCKET": ORIGINALS, "CACHE_BUCKET": CACHE,
+        "POWERTOOLS_SERVICE_NAME": "imageorigin-test", "POWERTOOLS_METRICS_NAMESPACE": "ImageOriginTest",
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    get_settings.cache_clear()
+    api.store.cache_clear()
+    yield
+    get_settings.cache_clear()
+    api.store.cache_clear()
+
+
+@pytest.fixture
+def s3() -> Iterator[object]:
+    """moto's S3 with both buckets, the originals bucket filled with the samples."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=ORIGINALS)
+        client.create_bucket(Bucket=CACHE)
+        for key in sample_keys():
+            client.put_object(Bucket=ORIGINALS, Key=key, Body=sample(key))
+        yield client
+
+
+@dataclass
+class FakeContext:
+    """The parts of a Lambda context that powertools and the handler read."""
+
+    function_name: str = "imageorigin-resize"
+    memory_limit_in_mb: int = 1769
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:imageorigin-resize"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    remaining_ms: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A Lambda proxy response, decoded."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def image(self) -> Image.Image:
+        image = Image.open(io.BytesIO(self.body))
+        image.load()
+        return image
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+def invoke(event: dict, context: FakeContext | None = None) -> Answer:
+    """Run the API handler on an event and decode what it answered."""
+    from imageorigin.handlers import api
+
+    response = api.lambda_handler(event, context or FakeContext())
+    headers = {k: v for k, v in (response.get("headers") or {}).items()}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(values)
+    raw = response.get("body") or ""
+    body = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
+    return Answer(response["statusCode"], headers, body)
+
+
+def api_event(path: str, query: dict[str, str | list[str]] | None = None, *, accept: str = "image/*",
+              method: str = "GET", headers: dict[str, str] | None = None) -> dict:
+    """A REST API proxy event for `path` (percent-encoded, as API Gateway passes it) built on a real one."""
+    event = load_event("api_resize.json")
+    multi = {k: v if isinstance(v, list) else [v] for k, v in (query or {}).items()} or None
+    event.update(
+        path=path,
+        httpMethod=method,
+        queryStringParameters={k: v[-1] for k, v in multi.items()} if multi else None,
+        multiValueQueryStringParameters=multi,
+        pathParameters={"proxy": path.lstrip("/")},
+    )
+    event["headers"] = {**event["headers"], "Accept": accept, **(headers or {})}
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    return event
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()

@@ -1,0 +1,200 @@
+"""The API handler end to end on moto: every event in events/, cache hits, headers, redirects and every error."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from urllib.parse import unquote, urlparse
+
+import pytest
+from botocore.stub import Stubber
+from conftest import CACHE, EVENTS, ORIGINALS, api_event, invoke, load_event, sample
+from PIL import Image
+
+from imageorigin.handlers import api
+
+# event file -> (status, Content-Type, decoded size or the error's parameter/code)
+EXPECTED = {
+    "api_resize.json": (200, "image/webp", (300, 245)),
+    "api_resize_box.json": (200, "image/jpeg", (245, 200)),
+    "api_scale_encoding.json": (200, "image/png", (300, 200)),
+    "api_auto_format.json": (200, "image/avif", (400, 300)),
+    "api_original.json": (200, "image/webp", (1024, 772)),
+    "api_bad_parameter.json": (400, "application/json", "bad_parameter"),
+    "api_missing_original.json": (404, "application/json", "not_found"),
+}
+
+
+def s3_calls() -> Counter[tuple[str, str]]:
+    """Count the handler's own S3 calls by (operation, bucket)."""
+    calls: Counter[tuple[str, str]] = Counter()
+    api.store().client.meta.events.register(
+        "provide-client-params.s3",
+        lambda params, model, **_: calls.update([(model.name, params.get("Bucket", ""))]),
+    )
+    return calls
+
+
+def test_every_event_file_is_covered() -> None:
+    assert sorted(p.name for p in EVENTS.glob("api_*.json")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_event_gives_its_documented_answer(s3: object, name: str) -> None:
+    status, content_type, expected = EXPECTED[name]
+    answer = invoke(load_event(name))
+    assert answer.status == status
+    assert answer.headers["Content-Type"] == content_type
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    if status == 200:
+        image = answer.image
+        assert image.size == expected
+        assert Image.MIME[image.format] == content_type
+        assert answer.headers["ETag"].startswith('"')
+        assert "cache;desc=" in answer.headers["Server-Timing"]
+    else:
+        assert answer.json["code"] == expected
+        assert answer.json["message"]
+        assert "max-age=" in answer.headers["Cache-Control"]
+
+
+def test_miss_then_hit_without_reading_the_original(s3: object) -> None:
+    # given the sample photo, when asked for a 300 px WebP twice
+    calls = s3_calls()
+    first = invoke(api_event("/photos/2024/street.jpg", {"w": "300", "fm": "webp"}))
+    # then the first is a miss that read the original and stored the variant
+    assert first.status == 200 and first.image.format == "WEBP" and first.image.width == 300
+    timing = first.headers["Server-Timing"]
+    assert timing.startswith("cache;desc=miss") and "fetch;dur=" in timing and "render;dur=" in timing
+    assert "store;dur=" in timing
+    assert calls[("GetObject", ORIGINALS)] == 1 and calls[("PutObject", CACHE)] == 1
+    assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    calls.clear()
+
+    # and the second, spelled differently, is a hit answered from the cache bucket alone
+    second = invoke(api_event("/photos/2024/street.jpg", {"width": "300", "format": "webp", "quality": "80"}))
+    assert second.status == 200 and second.body == first.body
+    assert second.headers["Server-Timing"].startswith("cache;desc=hit")
+    assert second.headers["ETag"] == first.headers["ETag"]
+    assert calls == Counter({("GetObject", CACHE): 1})
+
+
+def test_variant_is_stored_with_its_headers(s3: object) -> None:
+    invoke(api_event("/photos/progressive.jpg", {"w": "200"}))
+    (stored,) = s3.list_objects_v2(Bucket=CACHE)["Contents"]
+    head = s3.head_object(Bucket=CACHE, Key=stored["Key"])
+    assert stored["Key"] == "v1/photos/progressive.jpg/w=200,fit=inside,enlarge=0,bg=ffffff,fm=jpeg,q=80"
+    assert head["ContentType"] == "image/jpeg"
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    assert head["Metadata"]["source-etag"]
+
+
+def test_auto_format_varies_by_accept(s3: object) -> None:
+    avif = invoke(api_event("/graphics/alpha.png", {"w": "200", "fm": "auto"}, accept="image/avif,image/webp,*/*"))
+    legacy = invoke(api_event("/graphics/alpha.png", {"w": "200", "fm": "auto"}, accept="image/png,*/*"))
+    assert (avif.image.format, legacy.image.format) == ("AVIF", "PNG")
+    assert avif.image.mode == legacy.image.mode == "RGBA"  # transparency kept either way
+    assert avif.headers["Vary"] == legacy.headers["Vary"] == "Accept"
+    fixed = invoke(api_event("/graphics/alpha.png", {"w": "200", "fm": "webp"}))
+    assert "Vary" not in fixed.headers
+
+
+def test_output_too_large_to_answer_inline_redirects_to_the_stored_variant(s3: object, monkeypatch) -> None:
+    monkeypatch.setenv("INLINE_MAX_BYTES", "50000")
+    answer = invoke(api_event("/photos/2024/street.jpg", {"w": "1200", "fm": "png"}))
+    assert answer.status == 302
+    assert answer.headers["Cache-Control"] == "private, no-store"
+    location = urlparse(answer.headers["Location"])
+    assert "X-Amz-Signature=" in location.query or "Signature=" in location.query
+    key = unquote(location.path).split(f"/{CACHE}/", 1)[-1] if CACHE in location.path else unquote(location.path[1:])
+    stored = s3.get_object(Bucket=CACHE, Key=key)["Body"].read()
+    image = Image.open(io.BytesIO(stored))
+    assert (image.format, image.size) == ("PNG", (1200, 980))
+
+
+def test_original_is_served_as_is_with_its_sniffed_type(s3: object) -> None:
+    answer = invoke(api_event("/photos/progressive.jpg"))
+    assert answer.status == 200 and answer.body == sample("photos/progressive.jpg")
+    assert answer.headers["Content-Type"] == "image/jpeg"
+    assert answer.headers["Server-Timing"].startswith("cache;desc=original")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"<html><script>alert(1)</script></html>", 415, "unsupported_type"),
+        (b"BM" + b"\0" * 60, 415, "unsupported_type"),
+        (sample("photos/2024/street.jpg")[:30_000], 422, "undecodable"),
+        (sample("graphics/alpha.png")[:50_000], 422, "undecodable"),
+        (b"", 422, "undecodable"),
+    ],
+)
+@pytest.mark.parametrize("query", [{"w": "100"}, {}])
+def test_bad_originals_get_a_json_error_and_no_variant(s3: object, body: bytes, status: int, code: str,
+                                                      query: dict[str, str]) -> None:
+    s3.put_object(Bucket=ORIGINALS, Key="uploads/bad.png", Body=body)
+    answer = invoke(api_event("/uploads/bad.png", query))
+    assert (answer.status, answer.json["code"]) == (status, code)
+    assert s3.list_objects_v2(Bucket=CACHE).get("KeyCount") == 0
+
+
+def test_original_over_the_byte_limit_is_413(s3: object, monkeypatch) -> None:
+    monkeypatch.setenv("MAX_SOURCE_BYTES", "100000")
+    answer = invoke(api_event("/photos/2024/street.jpg", {"w": "100"}))
+    assert (answer.status, answer.json["code"]) == (413, "too_large")
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [({"w": "abc"}, "w"), ({"q": "500"}, "q"), ({"w": ["1", "2"]}, "w"), ({"fit": "bogus"}, "fit"),
+     ({"fm": "bmp"}, "fm"), ({"zoom": "2"}, "zoom"), ({"w": "1e9"}, "w")],
+)
+def test_bad_parameters_are_400_naming_the_parameter(s3: object, query: dict, parameter: str) -> None:
+    answer = invoke(api_event("/photos/2024/street.jpg", query))
+    assert answer.status == 400
+    assert answer.json == {"code": "bad_parameter", "parameter": parameter, "message": answer.json["message"]}
+    assert parameter in answer.json["message"]
+
+
+def test_storage_fault_on_the_original_is_502_and_writes_nothing(s3: object) -> None:
+    with Stubber(api.store().client) as stub:
+        stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404)  # cache miss
+        stub.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)  # original
+        answer = invoke(api_event("/photos/2024/street.jpg", {"w": "100"}))
+    assert (answer.status, answer.json["code"]) == (502, "storage_fault")
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert s3.list_objects_v2(Bucket=CACHE).get("KeyCount") == 0
+
+
+def test_unexpected_errors_are_a_generic_500(s3: object, monkeypatch) -> None:
+    from imageorigin import transform
+
+    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(transform, "render", broken)
+    answer = invoke(api_event("/photos/2024/street.jpg", {"w": "100"}))
+    assert answer.status == 500
+    assert answer.json == {"code": "internal_error", "message": "internal error"}
+
+
+def test_if_none_match_gives_304_and_head_gives_headers_only(s3: object) -> None:
+    first = invoke(api_event("/photos/progressive.jpg", {"w": "150"}))
+    conditional = invoke(api_event("/photos/progressive.jpg", {"w": "150"},
+                                   headers={"If-None-Match": first.headers["ETag"]}))
+    assert conditional.status == 304 and conditional.body == b""
+    head = invoke(api_event("/photos/progressive.jpg", {"w": "150"}, method="HEAD"))
+    assert head.status == 200 and head.body == b""
+    assert head.headers["ETag"] == first.headers["ETag"]
+    assert head.headers["Content-Type"] == "image/jpeg"
+
+
+def test_writes_are_refused(s3: object) -> None:
+    answer = invoke(api_event("/photos/progressive.jpg", method="POST"))
+    assert (answer.status, answer.json["code"]) == (405, "method_not_allowed")
+
+
+def test_multi_level_and_encoded_keys_are_found(s3: object) -> None:
+    s3.put_object(Bucket=ORIGINALS, Key="albums/été 2024/café.jpg", Body=sample("photos/progressive.jpg"))
+    answer = invoke(api_event("/albums/%C3%A9t%C3%A9%202024/caf%C3%A9.jpg", {"w": "100"}))
+    assert answer.status == 200 and answer.image.size == (100, 67)
