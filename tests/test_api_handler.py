@@ -111,6 +111,11 @@ def test_output_too_large_to_answer_inline_redirects_to_the_stored_variant(s3: o
     image = Image.open(io.BytesIO(stored))
     assert (image.format, image.size) == ("PNG", (1200, 980))
 
+    # and asked again, it is a hit that redirects straight away
+    again = invoke(api_event("/photos/2024/street.jpg", {"w": "1200", "fm": "png"}))
+    assert again.status == 302 and again.headers["Server-Timing"].startswith("cache;desc=hit")
+    assert urlparse(again.headers["Location"]).path == location.path
+
 
 def test_original_is_served_as_is_with_its_sniffed_type(s3: object) -> None:
     answer = invoke(api_event("/photos/progressive.jpg"))

@@ -41,9 +41,16 @@ def test_variant_round_trip_keeps_type_cache_control_and_metadata(store: S3Store
     head = s3.head_object(Bucket=CACHE, Key="v1/a.jpg/w=1")
     assert (head["ContentType"], head["CacheControl"], head["Metadata"]) == (
         "image/webp", "public, max-age=60", {"source-etag": "x1"})
-    blob = store.get_variant("v1/a.jpg/w=1")
+    blob = store.get_variant("v1/a.jpg/w=1", 1000)
     assert blob.data == b"abc" and blob.etag == strong_etag(b"abc")
-    assert store.get_variant("v1/a.jpg/w=2") is None
+    assert store.get_variant("v1/a.jpg/w=2", 1000) is None
+
+
+def test_a_variant_over_the_read_limit_is_described_but_not_downloaded(store: S3Store) -> None:
+    store.put_variant("v1/big/w=1", b"x" * 5000, "image/png", "public", {})
+    blob = store.get_variant("v1/big/w=1", 1000)
+    assert (blob.data, blob.size, blob.complete) == (b"", 5000, False)
+    assert blob.etag == strong_etag(b"x" * 5000)
 
 
 def test_variants_never_land_in_the_originals_bucket(store: S3Store, s3: object) -> None:
@@ -66,7 +73,7 @@ def test_a_failed_put_leaves_no_variant(store: S3Store, s3: object) -> None:
         stub.add_client_error("put_object", service_error_code="SlowDown", http_status_code=503)
         with pytest.raises(StorageFault):
             store.put_variant("v1/a.jpg/w=9", b"abc", "image/png", "public", {})
-    assert store.get_variant("v1/a.jpg/w=9") is None
+    assert store.get_variant("v1/a.jpg/w=9", 1000) is None
 
 
 def test_presigned_url_names_the_bucket_and_key(store: S3Store) -> None:

@@ -77,10 +77,9 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings) -> De
     vary = request.spec.negotiated
 
     with timings.stage("fetch"):
-        cached = _cached_variant(store, variant_key)
+        cached = _cached_variant(store, variant_key, settings.inline_max_bytes)
     if cached is not None:
-        return _deliver(cached.data, cached.content_type, cached.etag, CacheStatus.HIT, variant_key, store,
-                        settings, timings, vary=vary, stored=True)
+        return _deliver(cached, CacheStatus.HIT, variant_key, store, settings, timings, vary=vary, stored=True)
 
     with timings.stage("fetch"):
         original = store.get_original(request.key, settings.max_source_bytes)
@@ -95,14 +94,15 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings) -> De
         except StorageFault:
             log.warning("variant not stored; answering it anyway", extra={"variant_key": variant_key},
                         exc_info=True)
-    return _deliver(rendered.data, rendered.content_type, strong_etag(rendered.data), CacheStatus.MISS,
-                    variant_key, store, settings, timings, vary=vary, stored=stored, bytes_in=len(original.data))
+    blob = Blob(rendered.data, rendered.content_type, strong_etag(rendered.data))
+    return _deliver(blob, CacheStatus.MISS, variant_key, store, settings, timings, vary=vary, stored=stored,
+                    bytes_in=len(original.data))
 
 
-def _cached_variant(store: Store, variant_key: str) -> Blob | None:
+def _cached_variant(store: Store, variant_key: str, max_bytes: int) -> Blob | None:
     """The stored variant; a cache bucket that cannot be read is treated as a miss, not an outage."""
     try:
-        return store.get_variant(variant_key)
+        return store.get_variant(variant_key, max_bytes)
     except StorageFault:
         log.warning("cache bucket unreadable; rendering instead", extra={"variant_key": variant_key},
                     exc_info=True)
@@ -122,16 +122,17 @@ def _original(key: str, store: Store, settings: Settings) -> Delivery:
                     body=original.data, bytes_in=len(original.data), timings=timings)
 
 
-def _deliver(data: bytes, content_type: str, etag: str, cache: CacheStatus, variant_key: str, store: Store,
-             settings: Settings, timings: Timings, *, vary: bool, stored: bool, bytes_in: int = 0) -> Delivery:
+def _deliver(variant: Blob, cache: CacheStatus, variant_key: str, store: Store, settings: Settings,
+             timings: Timings, *, vary: bool, stored: bool, bytes_in: int = 0) -> Delivery:
     """Inline when the image fits Lambda's response; otherwise a redirect to the stored variant."""
-    if len(data) <= settings.inline_max_bytes:
-        return Delivery(cache, content_type, etag, settings.variant_cache_control, body=data, bytes_in=bytes_in,
-                        stored=stored, vary_accept=vary, timings=timings)
+    if variant.size <= settings.inline_max_bytes and variant.complete:
+        return Delivery(cache, variant.content_type, variant.etag, settings.variant_cache_control, body=variant.data,
+                        bytes_in=bytes_in, stored=stored, vary_accept=vary, timings=timings)
     if not stored:
         raise StorageFault("the image is too large to answer inline and could not be stored")
-    return Delivery(cache, content_type, etag, "private, no-store", location=variant_url(variant_key, store, settings),
-                    bytes_in=bytes_in, stored=stored, vary_accept=vary, timings=timings)
+    return Delivery(cache, variant.content_type, variant.etag, "private, no-store",
+                    location=variant_url(variant_key, store, settings), bytes_in=bytes_in, stored=stored,
+                    vary_accept=vary, timings=timings)
 
 
 def variant_url(variant_key: str, store: Store, settings: Settings) -> str:

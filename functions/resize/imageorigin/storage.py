@@ -29,6 +29,15 @@ class Blob:
     content_type: str
     etag: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+    size: int = -1  # the object's size; data is empty when it was larger than the caller wanted to read
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.data))
+
+    @property
+    def complete(self) -> bool:
+        return len(self.data) == self.size
 
 
 def strong_etag(data: bytes) -> str:
@@ -42,8 +51,8 @@ class Store(Protocol):
     def get_original(self, key: str, max_bytes: int) -> Blob:
         """The original's bytes; OriginalNotFound, TooLarge (checked before downloading) or StorageFault."""
 
-    def get_variant(self, key: str) -> Blob | None:
-        """A stored variant, or None; StorageFault if the bucket cannot be read."""
+    def get_variant(self, key: str, max_bytes: int) -> Blob | None:
+        """A stored variant, or None; its body is left unread when over max_bytes. StorageFault on failure."""
 
     def put_variant(self, key: str, data: bytes, content_type: str, cache_control: str,
                     metadata: Mapping[str, str]) -> None:
@@ -70,7 +79,8 @@ class S3Store:
             import boto3
             from botocore.config import Config
 
-            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10,
+                            signature_version="s3v4")
             self._client = boto3.client("s3", config=config)
         return self._client
 
@@ -86,13 +96,19 @@ class S3Store:
         return Blob(self._read(response), response.get("ContentType", ""), response.get("ETag", ""),
                     response.get("Metadata", {}))
 
-    def get_variant(self, key: str) -> Blob | None:
+    def get_variant(self, key: str, max_bytes: int) -> Blob | None:
         try:
             response = self._call("get_object", Bucket=self.cache_bucket, Key=key)
         except _NoSuchKey:
             return None
-        return Blob(self._read(response), response.get("ContentType", ""), response.get("ETag", ""),
-                    response.get("Metadata", {}))
+        size = response["ContentLength"]
+        if size > max_bytes:
+            response["Body"].close()
+            data = b""
+        else:
+            data = self._read(response)
+        return Blob(data, response.get("ContentType", ""), response.get("ETag", ""), response.get("Metadata", {}),
+                    size)
 
     def put_variant(self, key: str, data: bytes, content_type: str, cache_control: str,
                     metadata: Mapping[str, str]) -> None:
@@ -155,9 +171,12 @@ class MemoryStore:
             raise TooLarge(f"the original is {len(blob.data)} bytes; the limit is {max_bytes}")
         return blob
 
-    def get_variant(self, key: str) -> Blob | None:
+    def get_variant(self, key: str, max_bytes: int) -> Blob | None:
         self.calls.append(("get_variant", key))
-        return self.variants.get(key)
+        blob = self.variants.get(key)
+        if blob is not None and blob.size > max_bytes:
+            return Blob(b"", blob.content_type, blob.etag, blob.metadata, blob.size)
+        return blob
 
     def put_variant(self, key: str, data: bytes, content_type: str, cache_control: str,
                     metadata: Mapping[str, str]) -> None:

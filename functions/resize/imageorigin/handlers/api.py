@@ -56,6 +56,7 @@ def refuse_write() -> Response:
 
 @app.exception_handler(ImageServiceError)
 def on_service_error(error: ImageServiceError) -> Response:
+    metrics.add_metric(name=f"Error{error.status // 100}xx", unit=MetricUnit.Count, value=1)
     if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         logger.warning("request failed", extra={"code": error.code, "reason": error.message}, exc_info=error)
     else:
@@ -66,6 +67,7 @@ def on_service_error(error: ImageServiceError) -> Response:
 @app.exception_handler(Exception)
 def on_unexpected(error: Exception) -> Response:
     logger.exception("unhandled error")
+    metrics.add_metric(name="Error5xx", unit=MetricUnit.Count, value=1)
     return _error(HTTPStatus.INTERNAL_SERVER_ERROR, {"code": "internal_error", "message": "internal error"})
 
 

@@ -1,0 +1,115 @@
+"""The SAM template: lints clean, sets every variable the code reads, and wires buckets, API and policies safely."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import cfn_yaml
+from conftest import ROOT
+
+from imageorigin.config import Settings
+
+TEMPLATE = ROOT / "infra" / "template.yaml"
+PACKAGE = ROOT / "functions" / "resize" / "imageorigin"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def functions(template: dict) -> dict[str, dict]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def test_every_variable_the_code_reads_is_set_in_the_template(template: dict) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    missing = [name for name in Settings.env_names() if name not in variables]
+    assert not missing, f"read by imageorigin/config.py but not set in infra/template.yaml: {missing}"
+
+
+def test_only_config_reads_the_environment() -> None:
+    readers = [p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+               if re.search(r"os\.environ|os\.getenv|getenv\(", p.read_text())]
+    assert readers == ["config.py"]
+
+
+def test_importing_the_handler_makes_no_aws_client() -> None:
+    # no boto3 and no AWS client at import time: moto must be able to intercept every client. (The X-Ray SDK,
+    # which powertools' Tracer imports, makes its own sampling client for the local X-Ray daemon: not AWS.)
+    code = ("import gc, sys, imageorigin.handlers.api; from botocore.client import BaseClient; "
+            "print('boto3' in sys.modules, sum(isinstance(o, BaseClient) and o.meta.service_model.service_name"
+            " != 'xray' for o in gc.get_objects()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT / "functions" / "resize")
+    assert out.stdout.split() == ["False", "0"]
+
+
+def test_image_code_never_imports_boto3() -> None:
+    for module in ("spec.py", "transform.py", "errors.py", "config.py"):
+        assert "boto" not in (PACKAGE / module).read_text()
+
+
+def test_functions_point_at_real_handlers_on_a_current_runtime(template: dict) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] in {"python3.12", "python3.13", "python3.14"}
+    assert globals_["Architectures"] == ["arm64"]
+    for name, resource in functions(template).items():
+        props = resource["Properties"]
+        assert (TEMPLATE.parent / props["CodeUri"]).resolve() == (ROOT / "functions" / "resize").resolve()
+        module, _, attribute = props["Handler"].rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attribute)), name
+        assert resource["Metadata"]["BuildMethod"] == "makefile"
+        makefile = (ROOT / "functions" / "resize" / "Makefile").read_text()
+        assert f"build-{name}:" in makefile
+
+
+@pytest.mark.parametrize("bucket", ["OriginalsBucket", "CacheBucket"])
+def test_buckets_are_private_and_encrypted(template: dict, bucket: str) -> None:
+    props = template["Resources"][bucket]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    policy = template["Resources"][f"{bucket}Policy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in str(s["Condition"]) for s in policy)
+
+
+def test_cache_bucket_expires_variants(template: dict) -> None:
+    rules = template["Resources"]["CacheBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(r.get("ExpirationInDays") == {"Ref": "CacheExpirationDays"} for r in rules)
+
+
+def test_resize_function_may_only_read_originals(template: dict) -> None:
+    statements = template["Resources"]["ResizeFunction"]["Properties"]["Policies"][0]["Statement"]
+    on_originals = [s for s in statements if "OriginalsBucket" in str(s["Resource"])]
+    actions = {a for s in on_originals for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert actions == {"s3:GetObject", "s3:ListBucket"}
+    assert "*" not in str([s["Action"] for s in statements])
+
+
+def test_api_returns_binary_and_routes_every_key(template: dict) -> None:
+    api = template["Resources"]["ImageApi"]["Properties"]
+    assert api["BinaryMediaTypes"] == ["*~1*"]
+    events = template["Resources"]["ResizeFunction"]["Properties"]["Events"]
+    assert {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in events.values()} == {
+        ("/{proxy+}", "GET"), ("/{proxy+}", "HEAD")}
+
+
+def test_cfn_lint_passes() -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_passes() -> None:
+    sam = shutil.which("sam", path=str(Path(sys.executable).parent)) or shutil.which("sam")
+    if sam is None:
+        pytest.skip("the SAM CLI is not installed (make test installs it)")
+    result = subprocess.run([sam, "validate", "--lint", "--template", str(TEMPLATE), "--region", "us-east-1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
