@@ -113,3 +113,10 @@ def test_sam_validate_lint_passes() -> None:
     result = subprocess.run([sam, "validate", "--lint", "--template", str(TEMPLATE), "--region", "us-east-1"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_documents_every_setting_with_its_default() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for env, default, _ in Settings.documented():
+        row = f"| `{env}` | " + (f"`{default}`" if default != "" else "(empty)") + " |"
+        assert row in readme, f"README's configuration table lacks or misstates {env}"
