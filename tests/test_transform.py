@@ -151,6 +151,21 @@ def test_palette_transparency_survives() -> None:
     assert png.getchannel("A").getextrema() == (0, 255)
 
 
+@pytest.mark.parametrize(("fm", "mode"), [("png", "LA"), ("webp", "RGBA"), ("jpeg", "L")])
+def test_grey_with_alpha_keeps_or_flattens_its_alpha(fm: str, mode: str) -> None:
+    # given PngSuite's LA image, when rendered, then alpha is kept where the format has it and flattened onto white
+    data = fixture("pngsuite/basn4a08.png")
+    source = Image.open(io.BytesIO(data))
+    _, image = render(data, w="32", fm=fm)
+    assert image.mode == mode and image.size == (32, 32)
+    if mode != "L":
+        assert abs(ImageStat.Stat(image.getchannel("A")).mean[0] - ImageStat.Stat(source.getchannel("A")).mean[0]) < 2
+    else:
+        flat = Image.new("L", source.size, 255)
+        flat.paste(source.convert("L"), mask=source.getchannel("A"))
+        assert mean_difference(image, flat) < 3
+
+
 def test_16_bit_grey_keeps_its_tonal_range() -> None:
     # given a 16-bit greyscale PNG with dark values, when reduced to 8 bits, then it does not turn near-white
     data = fixture("pngsuite/tbwn0g16.png")
