@@ -311,6 +311,6 @@ def test_pixel_limit_is_configurable() -> None:
 
 def test_probe_reads_the_header_only() -> None:
     info = transform.probe(sample("photos/lake.webp"), LIMITS)
-    assert (info.format, info.width, info.height, info.content_type) == ("webp", 1024, 772, "image/webp")
+    assert (info.decoder, info.width, info.height, info.content_type) == ("WEBP", 1024, 772, "image/webp")
     with pytest.raises(UnsupportedType):
         transform.probe(b"<html>", LIMITS)

@@ -64,6 +64,14 @@ class Settings:
     error_cache_control: str = _setting(
         "ERROR_CACHE_CONTROL", "public, max-age=10", _text, "Cache-Control of 4xx answers (5xx are never cached)"
     )
+    time_reserve_ms: int = _setting(
+        "TIME_RESERVE_MS", 3000, _positive_int,
+        "a render starts only with this much of the invocation left, a store with a third of it; else 503",
+    )
+    max_frames: int = _setting("MAX_FRAMES", 100, _positive_int, "most frames in an animated original")
+    max_animation_pixels: int = _setting(
+        "MAX_ANIMATION_PIXELS", 100_000_000, _positive_int, "most pixels in all frames of an animation together"
+    )
     key_version: str = _setting(
         "KEY_VERSION", "v1", _text, "first segment of every variant key; change it to retire all variants at once"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from . import transform
 from .config import Settings
-from .errors import StorageFault
+from .errors import OutOfTime, StorageFault
 from .spec import ImageRequest
 from .storage import Blob, Store, strong_etag
 
@@ -64,11 +64,22 @@ class Delivery:
         return len(self.body) if self.body is not None else 0
 
 
+RemainingTime = Callable[[], int]  # milliseconds left in this invocation (Lambda's get_remaining_time_in_millis)
+
+
 def limits(settings: Settings) -> transform.Limits:
-    return transform.Limits(max_pixels=settings.max_source_pixels, max_side=settings.max_output_side)
+    return transform.Limits(max_pixels=settings.max_source_pixels, max_side=settings.max_output_side,
+                            max_frames=settings.max_frames, max_animation_pixels=settings.max_animation_pixels)
 
 
-def get_or_render(request: ImageRequest, store: Store, settings: Settings) -> Delivery:
+def _ensure_time(remaining_ms: RemainingTime | None, needed_ms: float, step: str) -> None:
+    """Refuse to start a step the invocation may be killed in the middle of."""
+    if remaining_ms is not None and remaining_ms() < needed_ms:
+        raise OutOfTime(f"too little time left to {step}; please retry")
+
+
+def get_or_render(request: ImageRequest, store: Store, settings: Settings,
+                  remaining_ms: RemainingTime | None = None) -> Delivery:
     """Answer from the cache bucket when the variant is there; else read, render, store and answer."""
     if request.spec is None:
         return _original(request.key, store, settings)
@@ -81,10 +92,12 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings) -> De
     if cached is not None:
         return _deliver(cached, CacheStatus.HIT, variant_key, store, settings, timings, vary=vary, stored=True)
 
+    _ensure_time(remaining_ms, settings.time_reserve_ms, "render the image")
     with timings.stage("fetch"):
         original = store.get_original(request.key, settings.max_source_bytes)
     with timings.stage("render"):
         rendered = transform.render(original.data, request.spec, limits(settings))
+    _ensure_time(remaining_ms, settings.time_reserve_ms / 3, "store the image")
     stored = False
     with timings.stage("store"):
         try:

@@ -59,6 +59,8 @@ _EXTENSION_FORMAT = {
     "webp": Format.WEBP,
     "avif": Format.AVIF,
     "gif": Format.GIF,
+    "heic": Format.JPEG,  # browsers cannot show HEIC: keeping its format means JPEG
+    "heif": Format.JPEG,
 }
 # fm=auto for a browser that takes neither AVIF nor WebP: formats every browser decodes, keeping transparency.
 _LEGACY_FALLBACK = {Format.JPEG: Format.JPEG, Format.PNG: Format.PNG, Format.GIF: Format.GIF}
@@ -77,6 +79,7 @@ _ALIASES = {
     "enlarge": "enlarge",
     "bg": "bg",
     "dpr": "dpr",
+    "copyright": "copyright",
 }
 
 _INT = re.compile(r"[0-9]{1,6}")
@@ -97,6 +100,7 @@ class ResizeSpec:
     quality: int | None = None
     enlarge: bool = False
     background: str = "ffffff"
+    keep_copyright: bool = False  # carry the original's EXIF Copyright (and nothing else) into the output
     negotiated: bool = False  # the format was chosen from Accept: the answer varies by it
 
     @property
@@ -119,6 +123,8 @@ class ResizeSpec:
         parts.append(f"fm={self.format}")
         if self.quality is not None:
             parts.append(f"q={self.quality}")
+        if self.keep_copyright:
+            parts.append("copyright=1")
         return ",".join(parts)
 
     def quality_for(self, fmt: Format) -> int | None:
@@ -231,12 +237,13 @@ def parse(
 
     quality = _quality(values, fmt)
     enlarge = _flag(values, "enlarge")
+    keep_copyright = _flag(values, "copyright")
     background = _background(values)
     width, height = _apply_dpr(values, width, height, max_side)
 
     if width is None or height is None:
         fit = Fit.INSIDE  # with one side given, every fit scales to that side: one canonical form
-    spec = ResizeSpec(width, height, fit, fmt, quality, enlarge, background, negotiated)
+    spec = ResizeSpec(width, height, fit, fmt, quality, enlarge, background, keep_copyright, negotiated)
     return ImageRequest(key=key, spec=spec)
 
 

@@ -8,15 +8,20 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
 
 from .errors import TooLarge, Undecodable, UnsupportedType
 from .spec import Fit, Format, ResizeSpec
 
 # Pillow sniffs by content: this list is the allow-list of decoders, so nothing else (EPS, PSD, TIFF...) is parsed.
+# HEIF/HEIC (phone uploads) is decoded by pillow-heif, loaded only when an original's header says HEIF.
 DECODERS = ("JPEG", "PNG", "WEBP", "GIF", "AVIF")
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+# What "keep the original's format" means for each decoder: HEIF, which browsers cannot show, becomes JPEG.
 _SOURCE_FORMAT = {"JPEG": Format.JPEG, "PNG": Format.PNG, "WEBP": Format.WEBP, "GIF": Format.GIF,
-                  "AVIF": Format.AVIF}
+                  "AVIF": Format.AVIF, "HEIF": Format.JPEG}
+_CONTENT_TYPE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+                 "AVIF": "image/avif", "HEIF": "image/heic"}
 
 # Decode JPEGs at a DCT scale that leaves at least this many times the target size, then LANCZOS the rest:
 # drafting straight to the target is fast but soft (about 40 dB); 2x keeps about 51 dB at libvips' speed.
@@ -40,6 +45,7 @@ _ORIENT = {
     8: Image.Transpose.ROTATE_90,
 }
 _EXIF_ORIENTATION = 0x0112
+_EXIF_COPYRIGHT = 0x8298
 
 # Leading bytes of formats we can name in a 415, and of the allowed ones (whose failure to open is a 422).
 _ALLOWED_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
@@ -48,7 +54,7 @@ _REFUSED_MAGIC = {
     b"\xc5\xd0\xd3\xc6": "EPS", b"%PDF": "PDF", b"\x00\x00\x01\x00": "ICO", b"\x00\x00\x02\x00": "CUR",
     b"\x76\x2f\x31\x01": "OpenEXR", b"\x00\x00\x00\x0cjP  ": "JPEG 2000", b"\xff\x4f\xff\x51": "JPEG 2000",
 }
-_SUPPORTED = "JPEG, PNG, WebP, GIF or AVIF"
+_SUPPORTED = "JPEG, PNG, WebP, GIF, AVIF or HEIC"
 
 # Everything Pillow raises on malformed data. Anything else escaping a decode is a bug and must surface.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError,
@@ -59,21 +65,20 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Inde
 class Limits:
     """What the transform refuses before spending memory on it."""
 
-    max_pixels: int = 40_000_000
+    max_pixels: int = 40_000_000  # per frame
     max_side: int = 4096
+    max_frames: int = 100
+    max_animation_pixels: int = 100_000_000  # all frames together
 
 
 @dataclass(frozen=True)
 class SourceInfo:
     """What the header of an original says, read without decoding its pixels."""
 
-    format: Format
+    decoder: str  # Pillow's format name
+    content_type: str
     width: int
     height: int
-
-    @property
-    def content_type(self) -> str:
-        return self.format.content_type
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class Rendered:
     format: Format
     width: int
     height: int
+    frames: int = 1
 
     @property
     def content_type(self) -> str:
@@ -106,7 +112,7 @@ def probe(data: bytes, limits: Limits) -> SourceInfo:
     byte is still read); other formats are decoded. Nothing is kept.
     """
     with _open(data, limits) as image:
-        info = SourceInfo(_SOURCE_FORMAT[image.format], image.width, image.height)
+        info = SourceInfo(image.format, _CONTENT_TYPE[image.format], image.width, image.height)
         try:
             if image.format == "PNG":
                 image.verify()
@@ -120,31 +126,85 @@ def probe(data: bytes, limits: Limits) -> SourceInfo:
 
 
 def render(data: bytes, spec: ResizeSpec, limits: Limits) -> Rendered:
-    """Decode (downscaling at decode time), orient, convert to sRGB, resize by fit, encode a fresh image."""
+    """Decode (downscaling at decode time), orient, convert to sRGB, resize by fit, encode a fresh image.
+
+    Animated GIF and WebP originals stay animated when the output is GIF or WebP; other outputs take the first frame.
+    """
     with _open(data, limits) as image:
-        source_format = _SOURCE_FORMAT[image.format]
+        fmt = _output_format(spec.format, _SOURCE_FORMAT[image.format])
+        frames = _frame_count(image, limits)
+        if frames > 1 and fmt in (Format.GIF, Format.WEBP):
+            return _render_animation(image, frames, spec, fmt, limits)
         orientation = _orientation(image)
-        upright = _upright_size(image.size, orientation)
-        plan = _plan(upright, spec, limits.max_side)
+        plan = _plan(_upright_size(image.size, orientation), spec, limits.max_side)
         icc = image.info.get("icc_profile")
+        exif = _copyright_exif(image) if spec.keep_copyright else None
         box = _decode(image, plan, orientation)
         picture = _normalize_mode(image)
         if orientation in _ORIENT:
             picture = picture.transpose(_ORIENT[orientation])
-        if picture.size != plan.size or box != (0, 0, *picture.size):
-            picture = picture.resize(plan.size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
-        picture = _to_srgb(picture, icc)
-        fmt = _output_format(spec.format, source_format)
-        picture = _for_output(picture, fmt, spec, plan.canvas)
-        return Rendered(_encode(picture, fmt, spec.quality_for(fmt)), fmt, picture.width, picture.height)
+        picture = _resize(picture, plan, box)
+        picture = _for_output(_to_srgb(picture, icc), fmt, spec, plan.canvas)
+        return Rendered(_encode(picture, fmt, spec.quality_for(fmt), exif), fmt, picture.width, picture.height)
+
+
+def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Format, limits: Limits) -> Rendered:
+    """Every frame resized alike, with its duration; the loop count kept (GIF without one plays once)."""
+    plan = _plan(image.size, spec, limits.max_side)
+    loop = image.info.get("loop")
+    pictures: list[Image.Image] = []
+    durations: list[int] = []
+    try:
+        for frame in ImageSequence.Iterator(image):
+            durations.append(int(frame.info.get("duration") or 0))
+            picture = _resize(_normalize_mode(frame), plan, plan.box)
+            pictures.append(_for_output(picture, fmt, spec, plan.canvas))
+    except _DECODE_ERRORS as exc:
+        raise Undecodable(f"a frame of the animation is damaged ({type(exc).__name__})") from None
+    out = io.BytesIO()
+    first, rest = pictures[0], pictures[1:]
+    first.info = {}
+    if fmt is Format.GIF:
+        options = {"loop": loop} if loop is not None else {}
+        first.save(out, "GIF", save_all=True, append_images=rest, duration=durations, disposal=2, **options)
+    else:
+        # WebP counts plays, 0 = forever; a GIF without a loop extension plays once
+        first.save(out, "WEBP", save_all=True, append_images=rest, duration=durations,
+                   loop=1 if loop is None else loop, quality=spec.quality_for(fmt), **WEBP_OPTIONS)
+    return Rendered(out.getvalue(), fmt, first.width, first.height, frames=len(pictures))
+
+
+def _frame_count(image: Image.Image, limits: Limits) -> int:
+    """Frames in the original, counted from its headers (no frame is decoded), within the animation limits."""
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except _DECODE_ERRORS as exc:
+        raise Undecodable(f"the animation's frames could not be read ({type(exc).__name__})") from None
+    if frames > limits.max_frames:
+        raise TooLarge(f"the original has {frames} frames; the limit is {limits.max_frames}")
+    total = frames * image.width * image.height
+    if total > limits.max_animation_pixels:
+        raise TooLarge(f"the animation has {total / 1e6:.1f} MP in all frames; "
+                       f"the limit is {limits.max_animation_pixels / 1e6:.1f} MP")
+    return frames
+
+
+def _resize(picture: Image.Image, plan: _Plan, box: tuple[float, float, float, float]) -> Image.Image:
+    if picture.size == plan.size and box == (0, 0, *picture.size):
+        return picture
+    return picture.resize(plan.size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:
     """Image.open restricted to the allow-list, with every header-level limit checked before any decoding."""
     if not data:
         raise Undecodable("the original is empty")
+    decoders = DECODERS
+    if _is_isobmff(data[:16], _HEIF_BRANDS):
+        _register_heif()
+        decoders += ("HEIF",)
     try:
-        image = Image.open(io.BytesIO(data), formats=DECODERS)
+        image = Image.open(io.BytesIO(data), formats=decoders)
     except UnidentifiedImageError:
         raise _unidentified(data) from None
     except Image.DecompressionBombError:
@@ -164,10 +224,17 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
     return image
 
 
+@lru_cache(maxsize=1)
+def _register_heif() -> None:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener(thumbnails=False)
+
+
 def _unidentified(data: bytes) -> UnsupportedType | Undecodable:
     """Why Pillow's allow-listed decoders refused the bytes: a damaged allowed image, or another type."""
     head = data[:16]
-    if head.startswith(_ALLOWED_MAGIC) or _is_riff_webp(head) or _is_isobmff(head, (b"avif", b"avis")):
+    if head.startswith(_ALLOWED_MAGIC) or _is_riff_webp(head) or _is_isobmff(head, (b"avif", b"avis", *_HEIF_BRANDS)):
         return Undecodable("the original is a damaged or truncated image")
     for magic, name in _REFUSED_MAGIC.items():
         if head.startswith(magic):
@@ -334,18 +401,35 @@ def _for_output(image: Image.Image, fmt: Format, spec: ResizeSpec, canvas: tuple
     return image
 
 
-def _encode(image: Image.Image, fmt: Format, quality: int | None) -> bytes:
-    """Save a fresh image: no EXIF, XMP, comments, text chunks or colour profile from the original."""
+def _copyright_exif(image: Image.Image) -> bytes | None:
+    """An EXIF block holding only the original's Copyright, if it has one."""
+    try:
+        notice = image.getexif().get(_EXIF_COPYRIGHT)
+    except _DECODE_ERRORS:
+        return None
+    if not isinstance(notice, str) or not notice.strip():
+        return None
+    exif = Image.Exif()
+    exif[_EXIF_COPYRIGHT] = notice.strip()[:1000]
+    return exif.tobytes()
+
+
+def _encode(image: Image.Image, fmt: Format, quality: int | None, exif: bytes | None = None) -> bytes:
+    """Save a fresh image: no EXIF, XMP, comments, text chunks or colour profile from the original.
+
+    `exif`, when given (only the copyright notice), is written by the formats that carry EXIF; GIF has none.
+    """
     image.info = {}
+    extra = {"exif": exif} if exif else {}
     out = io.BytesIO()
     if fmt is Format.JPEG:
-        image.save(out, "JPEG", quality=quality, **JPEG_OPTIONS)
+        image.save(out, "JPEG", quality=quality, **JPEG_OPTIONS, **extra)
     elif fmt is Format.PNG:
-        image.save(out, "PNG", **PNG_OPTIONS)
+        image.save(out, "PNG", **PNG_OPTIONS, **extra)
     elif fmt is Format.WEBP:
-        image.save(out, "WEBP", quality=quality, **WEBP_OPTIONS)
+        image.save(out, "WEBP", quality=quality, **WEBP_OPTIONS, **extra)
     elif fmt is Format.AVIF:
-        image.save(out, "AVIF", quality=quality, **AVIF_OPTIONS)
+        image.save(out, "AVIF", quality=quality, **AVIF_OPTIONS, **extra)
     else:
         image.save(out, "GIF", optimize=False)
     return out.getvalue()

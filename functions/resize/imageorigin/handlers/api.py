@@ -44,7 +44,7 @@ def get_image() -> Response:
         event.headers.get("accept", ""),
         max_side=settings.max_output_side,
     )
-    delivery = service.get_or_render(request, store(), settings)
+    delivery = service.get_or_render(request, store(), settings, app.lambda_context.get_remaining_time_in_millis)
     _record(delivery)
     return _response(delivery, head=event.http_method == "HEAD", if_none_match=event.headers.get("if-none-match"))
 
