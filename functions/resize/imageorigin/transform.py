@@ -8,7 +8,7 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageMath, ImageSequence, UnidentifiedImageError
 
 from .errors import TooLarge, Undecodable, UnsupportedType
 from .spec import Fit, Format, ResizeSpec
@@ -156,8 +156,8 @@ def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Fo
     durations: list[int] = []
     try:
         for frame in ImageSequence.Iterator(image):
-            durations.append(int(frame.info.get("duration") or 0))
             picture = _resize(_normalize_mode(frame), plan, plan.box)
+            durations.append(int(frame.info.get("duration") or 0))  # WebP sets it when the frame loads
             pictures.append(_for_output(picture, fmt, spec, plan.canvas))
     except _DECODE_ERRORS as exc:
         raise Undecodable(f"a frame of the animation is damaged ({type(exc).__name__})") from None
@@ -347,7 +347,13 @@ def _normalize_mode(image: Image.Image) -> Image.Image:
     if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I"):
-        return image.convert("I").point(lambda v: v * (1 / 257)).convert("L")  # keep the 16-bit tonal range
+        wide = image.convert("I")
+        grey = wide.point(lambda v: v * (1 / 257)).convert("L")  # keep the 16-bit tonal range
+        key = image.info.get("transparency")
+        if isinstance(key, int):  # tRNS: one grey value is transparent
+            alpha = ImageMath.lambda_eval(lambda a: abs(a["x"] - key) * 255, x=wide).convert("L")
+            grey = Image.merge("LA", (grey, alpha))
+        return grey
     if mode in ("P", "PA", "1"):
         has_alpha = mode == "PA" or "transparency" in image.info
         return image.convert("RGBA" if has_alpha else ("L" if mode == "1" else "RGB"))
@@ -396,9 +402,20 @@ def _for_output(image: Image.Image, fmt: Format, spec: ResizeSpec, canvas: tuple
             flat.paste(image.convert("RGBA"), mask=image.getchannel("A"))
             return flat if image.mode == "RGBA" else flat.convert("L")
         return image
+    if fmt is Format.GIF and has_alpha:
+        return _binary_alpha(image.convert("RGBA"), background)
     if fmt in (Format.WEBP, Format.AVIF) and image.mode in ("L", "LA"):
         return image.convert("RGBA" if has_alpha else "RGB")
     return image
+
+
+def _binary_alpha(image: Image.Image, background: tuple[int, ...]) -> Image.Image:
+    """GIF transparency is on or off: blend partial alpha onto bg, then cut at half."""
+    alpha = image.getchannel("A")
+    flat = Image.new("RGB", image.size, background)
+    flat.paste(image, mask=alpha)
+    flat.putalpha(alpha.point(lambda a: 255 if a >= 128 else 0))
+    return flat
 
 
 def _copyright_exif(image: Image.Image) -> bytes | None:
