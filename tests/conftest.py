@@ -49,11 +49,12 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    store_factory = api.store  # tests may monkeypatch api.store; clear the real one
     get_settings.cache_clear()
-    api.store.cache_clear()
+    store_factory.cache_clear()
     yield
     get_settings.cache_clear()
-    api.store.cache_clear()
+    store_factory.cache_clear()
 
 
 @pytest.fixture

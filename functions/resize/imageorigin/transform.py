@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -112,6 +113,7 @@ def probe(data: bytes, limits: Limits) -> SourceInfo:
     byte is still read); other formats are decoded. Nothing is kept.
     """
     with _open(data, limits) as image:
+        _frame_count(image, limits)
         info = SourceInfo(image.format, _CONTENT_TYPE[image.format], image.width, image.height)
         try:
             if image.format == "PNG":
@@ -204,7 +206,9 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
         _register_heif()
         decoders += ("HEIF",)
     try:
-        image = Image.open(io.BytesIO(data), formats=decoders)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides, just below
+            image = Image.open(io.BytesIO(data), formats=decoders)
     except UnidentifiedImageError:
         raise _unidentified(data) from None
     except Image.DecompressionBombError:

@@ -1,0 +1,117 @@
+"""Hostile originals built byte by byte: decompression bombs, lying headers, oversized chunks, other formats."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png(width: int, height: int, *chunks: bytes, idat: bytes | None = None, colour_type: int = 0) -> bytes:
+    """A PNG whose header says width x height, followed by the given chunks and a small IDAT."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    data = idat if idat is not None else zlib.compress(b"\0" * 64)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + b"".join(chunks) + png_chunk(b"IDAT", data)
+            + png_chunk(b"IEND", b""))
+
+
+def png_inflating_to(width: int, height: int) -> bytes:
+    """A real bomb: a valid PNG whose few hundred KB of IDAT inflate to width * height grey pixels."""
+    stream = zlib.compressobj(9)
+    row = b"\0" + b"\0" * width
+    body = b"".join(stream.compress(row) for _ in range(height)) + stream.flush()
+    return png(width, height, idat=body)
+
+
+def ztxt_bomb() -> bytes:
+    """A small PNG with a compressed text chunk inflating to 50 MB."""
+    text = b"Comment\0\0" + zlib.compress(b"A" * 50_000_000, 9)
+    return png(16, 16, png_chunk(b"zTXt", text))
+
+
+def iccp_bomb() -> bytes:
+    """A small PNG whose compressed ICC profile inflates to 50 MB."""
+    return png(16, 16, png_chunk(b"iCCP", b"bomb\0\0" + zlib.compress(b"\0" * 50_000_000, 9)))
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A few hundred bytes of JPEG whose frame header declares width x height."""
+    qt = b"\xff\xdb" + struct.pack(">H", 67) + b"\0" + bytes(range(1, 65))
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    dht = b"\xff\xc4" + struct.pack(">H", 31) + b"\x00" + bytes([0, 1, 5, 1, 1, 1, 1, 1, 1] + [0] * 7) + bytes(
+        range(12))
+    sos = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00\x00\x3f\x00"
+    return b"\xff\xd8" + qt + sof + dht + sos + b"\x00" * 64 + b"\xff\xd9"
+
+
+def gif_declaring(width: int, height: int) -> bytes:
+    """A GIF whose screen and only frame declare width x height, with a few bytes of LZW data."""
+    header = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"
+    return header + frame + b"\x3b"
+
+
+def gif_with_frames(count: int, size: int = 8) -> bytes:
+    """A real animated GIF with `count` different frames."""
+    frames = []
+    for i in range(count):
+        frame = Image.new("RGB", (size, size), (i % 256, (i // 256) % 256, 0))
+        frame.putpixel((i % size, (i // size) % size), (255, 255, 255))
+        frames.append(frame)
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=20, loop=0)
+    return out.getvalue()
+
+
+def webp_declaring(width: int, height: int) -> bytes:
+    """A WebP (VP8X) whose canvas declares width x height."""
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") + (
+        height - 1).to_bytes(3, "little")
+    vp8 = b"VP8 " + struct.pack("<I", 10) + b"\x00" * 10
+    body = b"WEBP" + vp8x + vp8
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def saved(format_: str, size: tuple[int, int] = (8, 8), mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, 128).save(out, format_)
+    return out.getvalue()
+
+
+EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n"
+       b"%%EndComments\nnewpath 0 0 moveto 100 100 lineto stroke showpage\n%%EOF\n")
+SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="900" height="900"><rect/></svg>'
+HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
+
+# name -> (bytes, expected status)
+CASES: dict[str, tuple[bytes, int]] = {
+    "png declaring 50000x50000": (png(50_000, 50_000), 413),
+    "png inflating to 50 MP": (png_inflating_to(10_000, 5_000), 413),
+    "jpeg declaring 13000x13000": (jpeg_declaring(13_000, 13_000), 413),
+    "gif declaring 65535x65535": (gif_declaring(65_535, 65_535), 413),
+    "webp declaring 16383x16383": (webp_declaring(16_383, 16_383), 413),
+    "gif with 5000 frames": (gif_with_frames(5_000), 413),
+    "png with a 50 MB zTXt": (ztxt_bomb(), 422),
+    "png with a 50 MB iCCP": (iccp_bomb(), 422),
+    "png 100000x1": (png(100_000, 1, idat=zlib.compress(b"\0" + b"\x80" * 100_000)), 200),
+    "empty": (b"", 422),
+    "one byte": (b"\xff", 415),
+    "jpeg magic only": (b"\xff\xd8\xff", 422),
+    "png signature only": (b"\x89PNG\r\n\x1a\n", 422),
+    "truncated header png": (png(64, 64)[:30], 422),
+    "svg named .png": (SVG, 415),
+    "html named .png": (HTML, 415),
+    "text": (b"just some text\n" * 10, 415),
+    "eps": (EPS, 415),
+    "pdf": (b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", 415),
+    "tiff": (saved("TIFF"), 415),
+    "bmp": (saved("BMP"), 415),
+    "ico": (saved("ICO", (16, 16)), 415),
+    "psd header": (b"8BPS\x00\x01" + b"\0" * 40, 415),
+}
