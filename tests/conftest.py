@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,15 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 
 ORIGINALS = "test-originals"
 CACHE = "test-cache"
+
+# As on Lambda, the environment exists before the handler module is imported (powertools reads it then).
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1", "ORIGINALS_BUCKET": ORIGINALS, "CACHE_BUCKET": CACHE,
+    "POWERTOOLS_SERVICE_NAME": "imageorigin-test", "POWERTOOLS_METRICS_NAMESPACE": "ImageOriginTest",
+    "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+}
+os.environ.update(TEST_ENV)
 
 
 def sample_keys() -> list[str]:
@@ -40,12 +50,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from imageorigin.config import get_settings
     from imageorigin.handlers import api
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1", "ORIGINALS_BUCKET": ORIGINALS, "CACHE_BUCKET": CACHE,
-        "POWERTOOLS_SERVICE_NAME": "imageorigin-test", "POWERTOOLS_METRICS_NAMESPACE": "ImageOriginTest",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
-    }.items():
+    for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)

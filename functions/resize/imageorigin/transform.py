@@ -6,6 +6,8 @@ import io
 import math
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -62,6 +64,19 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Inde
                   ZeroDivisionError, MemoryError)
 
 
+@contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Map what Pillow raises on bad data: a bomb (too many pixels) is 413, anything malformed is 422."""
+    try:
+        yield
+    except UnidentifiedImageError:
+        raise  # no allowed decoder recognised it: the caller tells 415 from 422
+    except Image.DecompressionBombError:
+        raise TooLarge("the original declares too many pixels") from None
+    except _DECODE_ERRORS as exc:
+        raise Undecodable(f"{what} ({type(exc).__name__})") from None
+
+
 @dataclass(frozen=True)
 class Limits:
     """What the transform refuses before spending memory on it."""
@@ -115,15 +130,13 @@ def probe(data: bytes, limits: Limits) -> SourceInfo:
     with _open(data, limits) as image:
         _frame_count(image, limits)
         info = SourceInfo(image.format, _CONTENT_TYPE[image.format], image.width, image.height)
-        try:
+        with _decoding("the original is damaged or truncated"):
             if image.format == "PNG":
                 image.verify()
             else:
                 if image.format == "JPEG":
                     image.draft(None, (1, 1))
                 image.load()
-        except _DECODE_ERRORS as exc:
-            raise Undecodable(f"the original is damaged or truncated ({type(exc).__name__})") from None
         return info
 
 
@@ -156,13 +169,11 @@ def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Fo
     loop = image.info.get("loop")
     pictures: list[Image.Image] = []
     durations: list[int] = []
-    try:
+    with _decoding("a frame of the animation is damaged"):
         for frame in ImageSequence.Iterator(image):
             picture = _resize(_normalize_mode(frame), plan, plan.box)
             durations.append(int(frame.info.get("duration") or 0))  # WebP sets it when the frame loads
             pictures.append(_for_output(picture, fmt, spec, plan.canvas))
-    except _DECODE_ERRORS as exc:
-        raise Undecodable(f"a frame of the animation is damaged ({type(exc).__name__})") from None
     out = io.BytesIO()
     first, rest = pictures[0], pictures[1:]
     first.info = {}
@@ -178,10 +189,8 @@ def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Fo
 
 def _frame_count(image: Image.Image, limits: Limits) -> int:
     """Frames in the original, counted from its headers (no frame is decoded), within the animation limits."""
-    try:
+    with _decoding("the animation's frames could not be read"):
         frames = getattr(image, "n_frames", 1)
-    except _DECODE_ERRORS as exc:
-        raise Undecodable(f"the animation's frames could not be read ({type(exc).__name__})") from None
     if frames > limits.max_frames:
         raise TooLarge(f"the original has {frames} frames; the limit is {limits.max_frames}")
     total = frames * image.width * image.height
@@ -206,15 +215,11 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
         _register_heif()
         decoders += ("HEIF",)
     try:
-        with warnings.catch_warnings():
+        with _decoding("the original could not be read as an image"), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides, just below
             image = Image.open(io.BytesIO(data), formats=decoders)
     except UnidentifiedImageError:
         raise _unidentified(data) from None
-    except Image.DecompressionBombError:
-        raise TooLarge("the original has too many pixels") from None
-    except _DECODE_ERRORS as exc:
-        raise Undecodable(f"the original could not be read as an image ({type(exc).__name__})") from None
     pixels = image.width * image.height
     if pixels > limits.max_pixels:
         image.close()
@@ -311,16 +316,12 @@ def _decode(image: Image.Image, plan: _Plan, orientation: int) -> tuple[float, f
     need = (plan.size[0] / bw * DRAFT_HEADROOM, plan.size[1] / bh * DRAFT_HEADROOM)  # wanted decoded scale, per axis
     scale = min(1.0, max(need))
     valid = (0.0, 0.0, float(width), float(height))
-    try:
+    with _decoding("the original is damaged or truncated"):
         if image.format == "JPEG" and scale < 1:
             drafted = image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             if drafted is not None:
                 valid = drafted[1]
         image.load()
-    except Image.DecompressionBombError:
-        raise TooLarge("the original has too many pixels") from None
-    except _DECODE_ERRORS as exc:
-        raise Undecodable(f"the original is damaged or truncated ({type(exc).__name__})") from None
     vx0, vy0, vx1, vy1 = _transposed_box(valid, image.size, orientation)
     kx = (vx1 - vx0) / _upright_size((width, height), orientation)[0]
     ky = (vy1 - vy0) / _upright_size((width, height), orientation)[1]
