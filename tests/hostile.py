@@ -14,9 +14,11 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def png(width: int, height: int, *chunks: bytes, idat: bytes | None = None, colour_type: int = 0) -> bytes:
-    """A PNG whose header says width x height, followed by the given chunks and a small IDAT."""
+    """A PNG whose header says width x height, followed by the given chunks and an IDAT: a whole grey image
+    when it is small, a few bytes (as a bomb's header would have) when it is not."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    data = idat if idat is not None else zlib.compress(b"\0" * 64)
+    whole = (b"\0" + b"\x80" * width) * height if width * height <= 1_000_000 else b"\0" * 64
+    data = idat if idat is not None else zlib.compress(whole)
     return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + b"".join(chunks) + png_chunk(b"IDAT", data)
             + png_chunk(b"IEND", b""))
 
@@ -99,6 +101,11 @@ CASES: dict[str, tuple[bytes, int]] = {
     "gif with 5000 frames": (gif_with_frames(5_000), 413),
     "png with a 50 MB zTXt": (ztxt_bomb(), 422),
     "png with a 50 MB iCCP": (iccp_bomb(), 422),
+    "png with a 5 MB eXIf (ignored)": (
+        png(16, 16, png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08" + b"\xff" * 5_000_000)), 200),
+    "jpeg with EXIF claiming 65535 entries (ignored)": (
+        b"\xff\xd8\xff\xe1" + struct.pack(">H", 2 + 6 + 10) + b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff"
+        + jpeg_declaring(64, 64)[2:], 200),
     "png 100000x1": (png(100_000, 1, idat=zlib.compress(b"\0" + b"\x80" * 100_000)), 200),
     "empty": (b"", 422),
     "one byte": (b"\xff", 415),

@@ -9,6 +9,7 @@ import sys
 import hostile
 import pytest
 from conftest import ROOT, api_event, invoke
+from PIL import Image
 
 from imageorigin.handlers import api
 from imageorigin.storage import MemoryStore
@@ -31,8 +32,12 @@ def test_hostile_originals_get_a_clean_answer_and_leave_nothing(memory: MemorySt
     data, expected = hostile.CASES[name]
     memory.add_original("uploads/file.png", data)
     answer = invoke(api_event("/uploads/file.png", query))
-    if expected == 200:
-        assert answer.status == 200 and answer.image.format == "PNG"
+    if expected == 200:  # harmless oddities (a huge EXIF block, a 100000x1 strip) are served
+        if len(data) > 4_500_000 and not query:
+            assert answer.status == 302  # an original too large to answer inline
+        else:
+            assert answer.status == 200
+            assert Image.MIME[answer.image.format] == answer.headers["Content-Type"]
         return
     assert answer.status == expected, answer.body[:200]
     assert answer.json["code"] in {"too_large", "undecodable", "unsupported_type"} and answer.json["message"]
