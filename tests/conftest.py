@@ -47,19 +47,16 @@ def fixture(name: str) -> bytes:
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test runs with fake credentials, test bucket names and fresh process-wide singletons."""
-    from imageorigin.config import get_settings
-    from imageorigin.handlers import api
+    from imageorigin import runtime
 
     for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    store_factory = api.store  # tests may monkeypatch api.store; clear the real one
-    get_settings.cache_clear()
-    store_factory.cache_clear()
+    reset = runtime.reset  # tests may monkeypatch runtime.store; reset through the real module function
+    reset()
     yield
-    get_settings.cache_clear()
-    store_factory.cache_clear()
+    reset()
 
 
 @pytest.fixture

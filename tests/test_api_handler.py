@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 from conftest import CACHE, EVENTS, ORIGINALS, api_event, invoke, load_event, sample
 from PIL import Image
 
-from imageorigin.handlers import api
+from imageorigin import runtime
 
 # event file -> (status, Content-Type, decoded size or the error's parameter/code)
 EXPECTED = {
@@ -28,7 +28,7 @@ EXPECTED = {
 def s3_calls() -> Counter[tuple[str, str]]:
     """Count the handler's own S3 calls by (operation, bucket)."""
     calls: Counter[tuple[str, str]] = Counter()
-    api.store().client.meta.events.register(
+    runtime.store().client.meta.events.register(
         "provide-client-params.s3",
         lambda params, model, **_: calls.update([(model.name, params.get("Bucket", ""))]),
     )
@@ -162,7 +162,7 @@ def test_bad_parameters_are_400_naming_the_parameter(s3: object, query: dict, pa
 
 
 def test_storage_fault_on_the_original_is_502_and_writes_nothing(s3: object) -> None:
-    with Stubber(api.store().client) as stub:
+    with Stubber(runtime.store().client) as stub:
         stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404)  # cache miss
         stub.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)  # original
         answer = invoke(api_event("/photos/2024/street.jpg", {"w": "100"}))

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, api_event, invoke
 from PIL import Image
 
-from imageorigin.handlers import api
+from imageorigin import runtime
 from imageorigin.storage import MemoryStore
 
 MB = 1024 * 1024
@@ -21,7 +21,7 @@ MB = 1024 * 1024
 def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
     """The handler on the in-memory store (fast, and every call it makes is recorded)."""
     store = MemoryStore()
-    monkeypatch.setattr(api, "store", lambda: store)
+    monkeypatch.setattr(runtime, "store", lambda: store)
     return store
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imageorigin.errors import BadKey, BadParameter
-from imageorigin.handlers import api
+from imageorigin import runtime
 from imageorigin.spec import ImageRequest, parse
 from imageorigin.storage import MemoryStore
 
@@ -65,7 +65,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 @given(data=mutated(), fm=st.sampled_from(["", "jpeg", "png", "webp", "gif", "avif"]))
 def test_mutated_images_get_an_image_or_a_mapped_4xx(monkeypatch: pytest.MonkeyPatch, data: bytes, fm: str) -> None:
     memory = MemoryStore()
-    monkeypatch.setattr(api, "store", lambda: memory)
+    monkeypatch.setattr(runtime, "store", lambda: memory)
     memory.add_original("fuzz/image", data)
     query = {"w": "24", "h": "24"} | ({"fm": fm} if fm else {})
     answer = invoke(api_event("/fuzz/image", query))

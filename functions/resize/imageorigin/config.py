@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 MIB = 1024 * 1024
@@ -26,6 +28,39 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _widths(raw: str) -> tuple[int, ...]:
+    widths = tuple(sorted({_positive_int(part) for part in raw.split(",") if part.strip()}, reverse=True))
+    if not widths:
+        raise ValueError("must list at least one width, e.g. 540,1080")
+    return widths
+
+
+def _formats(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    unknown = set(names) - {"jpeg", "png", "webp", "avif", "gif", "original"}
+    if not names or unknown:
+        raise ValueError(f"must list formats among jpeg, png, webp, avif, gif, original; got {sorted(unknown)}")
+    return names
+
+
+def _presets(raw: str) -> Mapping[str, str]:
+    presets = json.loads(raw)
+    if not isinstance(presets, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in
+                                                 presets.items()):
+        raise ValueError('must be a JSON object of name -> query, e.g. {"thumb": "w=150&h=150&fit=cover"}')
+    return MappingProxyType(presets)
+
+
+DEFAULT_PRESETS = MappingProxyType({
+    "placeholder": "w=30",
+    "thumb": "w=150&h=150&fit=cover",
+    "small": "w=540",
+    "medium": "w=768",
+    "large": "w=1080",
+    "xlarge": "w=1200",
+})
+
+
 def _base_url(raw: str) -> str:
     raw = raw.strip().rstrip("/")
     if raw and not raw.startswith(("https://", "http://")):
@@ -34,7 +69,10 @@ def _base_url(raw: str) -> str:
 
 
 def _setting(env: str, default: Any, parse: Callable[[str], Any], doc: str) -> Any:
-    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+    metadata = {"env": env, "parse": parse, "doc": doc, "default": default}
+    if isinstance(default, Mapping):  # unhashable: a dataclass needs a factory for it
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -72,6 +110,18 @@ class Settings:
     max_animation_pixels: int = _setting(
         "MAX_ANIMATION_PIXELS", 100_000_000, _positive_int, "most pixels in all frames of an animation together"
     )
+    ladder_widths: tuple[int, ...] = _setting(
+        "LADDER_WIDTHS", (1200, 1080, 768, 540, 30), _widths, "widths pre-warmed on upload (and in ?picture)"
+    )
+    ladder_formats: tuple[str, ...] = _setting(
+        "LADDER_FORMATS", ("avif", "webp", "original"), _formats, "formats of each pre-warmed width"
+    )
+    presets: Mapping[str, str] = _setting(
+        "PRESETS", DEFAULT_PRESETS, _presets, "named specs for ?preset=NAME, as JSON name -> query string"
+    )
+    distribution_id: str = _setting(
+        "DISTRIBUTION_ID", "", _text, "CloudFront distribution whose paths are invalidated when an original changes"
+    )
     key_version: str = _setting(
         "KEY_VERSION", "v1", _text, "first segment of every variant key; change it to retire all variants at once"
     )
@@ -103,7 +153,16 @@ class Settings:
     @classmethod
     def documented(cls) -> list[tuple[str, object, str]]:
         """(variable, default, description) for each setting, for the README's configuration table."""
-        return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in fields(cls)]
+        return [(f.metadata["env"], _shown(f.metadata["default"]), f.metadata["doc"]) for f in fields(cls)]
+
+
+def _shown(value: object) -> object:
+    """A default as it would be written in the environment."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value), separators=(",", ":"))
+    return value
 
 
 @lru_cache(maxsize=1)

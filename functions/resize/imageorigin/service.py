@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import quote
 
-from . import transform
+from . import spec, transform
+from .cdn import Invalidator, NoCdn
 from .config import Settings
-from .errors import OutOfTime, StorageFault
+from .errors import OriginalNotFound, OutOfTime, StorageFault
 from .spec import ImageRequest
-from .storage import Blob, Store, strong_etag
+from .storage import SOURCE_ETAG, Blob, Store, strong_etag
 
 log = logging.getLogger(__name__)
-
-SOURCE_ETAG = "source-etag"  # variant metadata: the ETag of the original it was rendered from
 
 
 class CacheStatus(StrEnum):
@@ -98,18 +98,32 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings,
     with timings.stage("render"):
         rendered = transform.render(original.data, request.spec, limits(settings))
     _ensure_time(remaining_ms, settings.time_reserve_ms / 3, "store the image")
-    stored = False
     with timings.stage("store"):
-        try:
-            store.put_variant(variant_key, rendered.data, rendered.content_type, settings.variant_cache_control,
-                              {SOURCE_ETAG: original.etag.strip('"')})
-            stored = True
-        except StorageFault:
-            log.warning("variant not stored; answering it anyway", extra={"variant_key": variant_key},
-                        exc_info=True)
+        stored = _store_variant(store, request.key, variant_key, rendered, original.etag, settings)
     blob = Blob(rendered.data, rendered.content_type, strong_etag(rendered.data))
-    return _deliver(blob, CacheStatus.MISS, variant_key, store, settings, timings, vary=vary, stored=stored,
-                    bytes_in=len(original.data))
+    delivery = _deliver(blob, CacheStatus.MISS, variant_key, store, settings, timings, vary=vary, stored=stored,
+                        bytes_in=len(original.data))
+    if not stored and delivery.body is not None:  # made from bytes since replaced, or not stored: do not cache
+        return replace(delivery, cache_control="no-store")
+    return delivery
+
+
+def _store_variant(store: Store, key: str, variant_key: str, rendered: transform.Rendered, source_etag: str,
+                   settings: Settings) -> bool:
+    """Store a variant, then make sure its original was not replaced meanwhile (a purge may have run between
+    our read and our write); if it was, delete what we wrote. True when the variant stays stored."""
+    source = source_etag.strip('"')
+    try:
+        store.put_variant(variant_key, rendered.data, rendered.content_type, settings.variant_cache_control,
+                          {SOURCE_ETAG: source})
+    except StorageFault:
+        log.warning("variant not stored; answering it anyway", extra={"variant_key": variant_key}, exc_info=True)
+        return False
+    if store.original_etag(key) != source:
+        log.info("original replaced while rendering; stale variant removed", extra={"variant_key": variant_key})
+        store.delete_variants([variant_key])
+        return False
+    return True
 
 
 def _cached_variant(store: Store, variant_key: str, max_bytes: int) -> Blob | None:
@@ -154,3 +168,158 @@ def variant_url(variant_key: str, store: Store, settings: Settings) -> str:
         return f"{settings.public_cache_url}/{quote(variant_key)}"
     return store.variant_url(variant_key, settings.presign_expires)
 
+
+
+MANIFEST = "manifest.json"  # in each original's variant folder: the pre-warmed ladder, for ?picture
+
+
+@dataclass(frozen=True)
+class LadderEntry:
+    """One pre-warmed variant as ?picture lists it."""
+
+    query: str  # the canonical query that names it, e.g. w=540&fm=avif
+    format: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What pre-warm made from one version of an original."""
+
+    key: str
+    source_etag: str
+    width: int
+    height: int
+    entries: tuple[LadderEntry, ...]
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        raw = json.loads(data)
+        return cls(raw["key"], raw["source_etag"], raw["width"], raw["height"],
+                   tuple(LadderEntry(**entry) for entry in raw["entries"]))
+
+
+@dataclass(frozen=True)
+class PrewarmResult:
+    """What one pre-warm did: variants rendered, stale ones deleted."""
+
+    rendered: int
+    deleted: int
+
+
+def variant_prefix(key: str, settings: Settings) -> str:
+    return f"{settings.key_version}/{key}/"
+
+
+def ladder(key: str, settings: Settings) -> list[ImageRequest]:
+    """The pre-warmed variants of an original: every ladder width in every ladder format, parsed as the API would
+    parse `?w=540&fm=avif`, so pre-warm writes exactly the keys requests look up."""
+    requests = []
+    for width in settings.ladder_widths:
+        if width > settings.max_output_side:
+            continue
+        for fmt in settings.ladder_formats:
+            query = {"w": [str(width)]} | ({} if fmt == "original" else {"fm": [fmt]})
+            requests.append(spec.parse("/" + quote(key), query, max_side=settings.max_output_side))
+    return requests
+
+
+def prewarm(key: str, store: Store, settings: Settings, cdn: Invalidator) -> PrewarmResult:
+    """An original was created or overwritten: delete variants of any other version of it, render the missing
+    ladder variants from one decode, and write the manifest. Idempotent: a second run writes nothing."""
+    try:
+        original = store.get_original(key, settings.max_source_bytes)
+    except OriginalNotFound:  # deleted since the event was sent: its removal event purges
+        return PrewarmResult(0, 0)
+    source = original.etag.strip('"')
+    prefix = variant_prefix(key, settings)
+    manifest_key = prefix + MANIFEST
+    existing = [k for k in store.list_variants(prefix) if "/" not in k[len(prefix):]]
+    stale = [k for k in existing if k != manifest_key and store.variant_source(k) != source]
+    if stale:
+        store.delete_variants(stale)
+        cdn.invalidate(_cdn_paths(key, settings))
+    present = set(existing) - set(stale)
+
+    wanted = ladder(key, settings)
+    missing = [r for r in wanted if r.variant_key(settings.key_version) not in present]
+    rendered = transform.render_many(original.data, [r.spec for r in missing], limits(settings)) if missing else []
+    for request, variant in zip(missing, rendered, strict=True):
+        store.put_variant(request.variant_key(settings.key_version), variant.data, variant.content_type,
+                          settings.variant_cache_control, {SOURCE_ETAG: source})
+
+    manifest = _manifest(key, source, original.data, wanted, missing, rendered, store, settings)
+    old = store.get_variant(manifest_key, 1_000_000) if manifest_key in present else None
+    if old is None or old.data != manifest.to_json():
+        store.put_variant(manifest_key, manifest.to_json(), "application/json", "no-cache", {SOURCE_ETAG: source})
+
+    if store.original_etag(key) != source:  # overwritten while we worked: its own event re-does this
+        store.delete_variants([r.variant_key(settings.key_version) for r in missing] + [manifest_key])
+    return PrewarmResult(len(rendered), len(stale))
+
+
+def _manifest(key: str, source: str, data: bytes, wanted: list[ImageRequest], missing: list[ImageRequest],
+              rendered: list[transform.Rendered], store: Store, settings: Settings) -> Manifest:
+    """The ladder's entries: sizes of what was just rendered, and of what was already there (from the old
+    manifest when it describes this same version)."""
+    made = {r.variant_key(settings.key_version): v for r, v in zip(missing, rendered, strict=True)}
+    previous: dict[str, LadderEntry] = {}
+    old = store.get_variant(variant_prefix(key, settings) + MANIFEST, 1_000_000)
+    if old is not None:
+        try:
+            old_manifest = Manifest.from_json(old.data)
+            if old_manifest.source_etag == source:
+                previous = {e.query: e for e in old_manifest.entries}
+        except (ValueError, KeyError, TypeError):
+            pass
+    info = transform.probe(data, limits(settings))
+    entries = []
+    for request in wanted:
+        query = request.spec.query()
+        variant = made.get(request.variant_key(settings.key_version))
+        if variant is not None:
+            entries.append(LadderEntry(query, variant.format, variant.content_type, variant.width, variant.height,
+                                       len(variant.data)))
+        elif query in previous:
+            entries.append(previous[query])
+    return Manifest(key, source, info.width, info.height, tuple(entries))
+
+
+def purge(key: str, store: Store, settings: Settings, cdn: Invalidator) -> int:
+    """An original was deleted: delete every variant of it (and its manifest) and invalidate the CDN."""
+    prefix = variant_prefix(key, settings)
+    keys = [k for k in store.list_variants(prefix) if "/" not in k[len(prefix):]]
+    if keys:
+        store.delete_variants(keys)
+    cdn.invalidate(_cdn_paths(key, settings))
+    return len(keys)
+
+
+def _cdn_paths(key: str, settings: Settings) -> list[str]:
+    """Every URL of an original at the edge: its query-style URLs and its canonical variant paths."""
+    encoded = quote(key)
+    return [f"/{encoded}", f"/{encoded}?*", f"/{settings.key_version}/{encoded}/*"]
+
+
+def picture_manifest(key: str, store: Store, settings: Settings) -> Manifest:
+    """The pre-warmed ladder of an original, pre-warming it first if that has not happened (yet)."""
+    manifest_key = variant_prefix(key, settings) + MANIFEST
+    blob = store.get_variant(manifest_key, 1_000_000)
+    etag = store.original_etag(key)
+    if etag is None:
+        raise OriginalNotFound(f"no image at {key!r}")
+    if blob is not None:
+        manifest = Manifest.from_json(blob.data)
+        if manifest.source_etag == etag:
+            return manifest
+    prewarm(key, store, settings, NoCdn())
+    blob = store.get_variant(manifest_key, 1_000_000)
+    if blob is None:
+        raise StorageFault("the ladder could not be stored")
+    return Manifest.from_json(blob.data)

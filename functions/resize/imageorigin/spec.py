@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlencode
 
 from .errors import BadKey, BadParameter
 
@@ -80,6 +80,7 @@ _ALIASES = {
     "bg": "bg",
     "dpr": "dpr",
     "copyright": "copyright",
+    "preset": "preset",
 }
 
 _INT = re.compile(r"[0-9]{1,6}")
@@ -126,6 +127,27 @@ class ResizeSpec:
         if self.keep_copyright:
             parts.append("copyright=1")
         return ",".join(parts)
+
+    def query(self) -> str:
+        """The shortest URL query that parses back to this spec (defaults left out), for links we hand out."""
+        params: dict[str, object] = {}
+        if self.width is not None:
+            params["w"] = self.width
+        if self.height is not None:
+            params["h"] = self.height
+        if self.fit is not Fit.INSIDE:
+            params["fit"] = self.fit
+        if self.enlarge:
+            params["enlarge"] = 1
+        if self.background != "ffffff":
+            params["bg"] = self.background
+        if self.format is not Format.ORIGINAL:
+            params["fm"] = self.format
+        if self.quality is not None and self.quality != self.format.default_quality:
+            params["q"] = self.quality
+        if self.keep_copyright:
+            params["copyright"] = 1
+        return urlencode(params)
 
     def quality_for(self, fmt: Format) -> int | None:
         """The quality to encode `fmt` at: the one asked for, else that format's default."""
@@ -204,10 +226,13 @@ def parse(
     accept: str = "",
     *,
     max_side: int = 4096,
+    presets: Mapping[str, str] | None = None,
 ) -> ImageRequest:
     """Path (percent-encoded), query (name -> all its values) and Accept -> an ImageRequest, or BadParameter."""
     key = parse_key(raw_path)
     values = _canonical_values(query)
+    if "preset" in values:
+        values = _expand_preset(values, presets or {})
     if not values:
         return ImageRequest(key=key, spec=None)
 
@@ -265,6 +290,19 @@ def _canonical_values(query: Mapping[str, Sequence[str]]) -> dict[str, str]:
         values[canonical] = value
         seen_as[canonical] = name
     return values
+
+
+def _expand_preset(values: dict[str, str], presets: Mapping[str, str]) -> dict[str, str]:
+    """Replace preset=NAME by the parameters it stands for; a parameter both in it and in the query is a 400."""
+    name = values.pop("preset")
+    if name not in presets:
+        known = ", ".join(sorted(presets)) or "none are configured"
+        raise BadParameter("preset", f"unknown preset {name!r}; known: {known}")
+    expanded = _canonical_values(parse_qs(presets[name]))
+    clash = sorted(set(expanded) & set(values))
+    if clash:
+        raise BadParameter(clash[0], f"is set by preset {name!r} already")
+    return expanded | values
 
 
 def _bounded(name: str, raw: str, high: int, low: int = 1) -> int:

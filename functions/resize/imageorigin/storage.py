@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+SOURCE_ETAG = "source-etag"  # variant metadata: the ETag of the original it was rendered from
 
 
 class _NoSuchKey(Exception):
@@ -57,6 +58,18 @@ class Store(Protocol):
     def put_variant(self, key: str, data: bytes, content_type: str, cache_control: str,
                     metadata: Mapping[str, str]) -> None:
         """Store a variant whole or not at all; StorageFault on failure."""
+
+    def original_etag(self, key: str) -> str | None:
+        """The original's current ETag (unquoted), None if there is none; StorageFault on failure."""
+
+    def variant_source(self, key: str) -> str | None:
+        """The ETag of the original a stored variant was made from (its metadata), None if it is gone."""
+
+    def list_variants(self, prefix: str) -> list[str]:
+        """Every key in the cache bucket under `prefix`."""
+
+    def delete_variants(self, keys: list[str]) -> None:
+        """Delete these keys from the cache bucket (missing ones are fine); StorageFault on failure."""
 
     def original_url(self, key: str, expires: int) -> str:
         """A time-limited URL a client can fetch the original from."""
@@ -116,6 +129,35 @@ class S3Store:
         self._call("put_object", Bucket=self.cache_bucket, Key=key, Body=data, ContentType=content_type,
                    CacheControl=cache_control, Metadata=dict(metadata), ContentMD5=digest)
 
+    def original_etag(self, key: str) -> str | None:
+        try:
+            return self._call("head_object", Bucket=self.originals_bucket, Key=key)["ETag"].strip('"')
+        except _NoSuchKey:
+            return None
+
+    def variant_source(self, key: str) -> str | None:
+        try:
+            head = self._call("head_object", Bucket=self.cache_bucket, Key=key)
+        except _NoSuchKey:
+            return None
+        return head.get("Metadata", {}).get(SOURCE_ETAG, "")
+
+    def list_variants(self, prefix: str) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.cache_bucket, Prefix=prefix)
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageFault("the cache bucket could not be listed") from exc
+
+    def delete_variants(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # S3 deletes at most 1000 keys a call
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            response = self._call("delete_objects", Bucket=self.cache_bucket, Delete={"Objects": batch, "Quiet": True})
+            if response.get("Errors"):
+                raise StorageFault(f"{len(response['Errors'])} variants could not be deleted")
+
     def original_url(self, key: str, expires: int) -> str:
         return self._presign(self.originals_bucket, key, expires)
 
@@ -158,12 +200,16 @@ class MemoryStore:
     variants: dict[str, Blob] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_puts: bool = False
+    fail_gets: int = 0  # the next N get_original calls fail, as a throttled S3 would
 
     def add_original(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.originals[key] = Blob(data, content_type, strong_etag(data))
 
     def get_original(self, key: str, max_bytes: int) -> Blob:
         self.calls.append(("get_original", key))
+        if self.fail_gets:
+            self.fail_gets -= 1
+            raise StorageFault("storage answered SlowDown for get_object")
         if key not in self.originals:
             raise OriginalNotFound(f"no image at {key!r}")
         blob = self.originals[key]
@@ -184,6 +230,25 @@ class MemoryStore:
         if self.fail_puts:
             raise StorageFault("storage answered SlowDown for put_object")
         self.variants[key] = Blob(data, content_type, strong_etag(data), dict(metadata))
+
+    def original_etag(self, key: str) -> str | None:
+        self.calls.append(("original_etag", key))
+        blob = self.originals.get(key)
+        return blob.etag.strip('"') if blob else None
+
+    def variant_source(self, key: str) -> str | None:
+        self.calls.append(("variant_source", key))
+        blob = self.variants.get(key)
+        return blob.metadata.get(SOURCE_ETAG, "") if blob else None
+
+    def list_variants(self, prefix: str) -> list[str]:
+        self.calls.append(("list_variants", prefix))
+        return sorted(key for key in self.variants if key.startswith(prefix))
+
+    def delete_variants(self, keys: list[str]) -> None:
+        self.calls.append(("delete_variants", ",".join(keys)))
+        for key in keys:
+            self.variants.pop(key, None)
 
     def original_url(self, key: str, expires: int) -> str:
         return f"memory://originals/{quote(key)}?expires={expires}"

@@ -6,7 +6,7 @@ import io
 import math
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -154,13 +154,56 @@ def render(data: bytes, spec: ResizeSpec, limits: Limits) -> Rendered:
         plan = _plan(_upright_size(image.size, orientation), spec, limits.max_side)
         icc = image.info.get("icc_profile")
         exif = _copyright_exif(image) if spec.keep_copyright else None
-        box = _decode(image, plan, orientation)
-        picture = _normalize_mode(image)
-        if orientation in _ORIENT:
-            picture = picture.transpose(_ORIENT[orientation])
-        picture = _resize(picture, plan, box)
-        picture = _for_output(_to_srgb(picture, icc), fmt, spec, plan.canvas)
+        picture, box = _decode_upright(image, plan, orientation)
+        picture = _to_srgb(_resize(picture, plan, box), icc)
+        picture = _for_output(picture, fmt, spec, plan.canvas)
         return Rendered(_encode(picture, fmt, spec.quality_for(fmt), exif), fmt, picture.width, picture.height)
+
+
+def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits) -> list[Rendered]:
+    """Several variants of one original (a pre-warm ladder) from a single decode, in the order of `specs`.
+
+    Plain resizes are made largest first, each size derived from the one before it (a LANCZOS step from a larger,
+    already sharp image), so the ladder costs little more than its largest member. Crops, pads and animated outputs
+    are rendered one by one.
+    """
+    results: dict[int, Rendered] = {}
+    with _open(data, limits) as image:
+        source_format = _SOURCE_FORMAT[image.format]
+        animated = _frame_count(image, limits) > 1
+        orientation = _orientation(image)
+        upright = _upright_size(image.size, orientation)
+        plans = [_plan(upright, spec, limits.max_side) for spec in specs]
+        chained = [i for i, (spec, plan) in enumerate(zip(specs, plans, strict=True))
+                   if plan.canvas is None and plan.box == (0, 0, *upright)
+                   and not (animated and _output_format(spec.format, source_format) in (Format.GIF, Format.WEBP))]
+        if chained:
+            sizes = sorted({plans[i].size for i in chained}, key=lambda size: size[0] * size[1], reverse=True)
+            exif = _copyright_exif(image) if any(specs[i].keep_copyright for i in chained) else None
+            icc = image.info.get("icc_profile")
+            picture, box = _decode_upright(image, _Plan((0.0, 0.0, *upright), sizes[0]), orientation)
+            for size in sizes:
+                picture = _resize(picture, _Plan((0.0, 0.0, *upright), size), box)
+                picture, icc = _to_srgb(picture, icc), None  # converted once, at the largest size
+                box = (0.0, 0.0, float(picture.width), float(picture.height))
+                for i in (i for i in chained if plans[i].size == size):
+                    fmt = _output_format(specs[i].format, source_format)
+                    out = _for_output(picture, fmt, specs[i], None)
+                    data_out = _encode(out, fmt, specs[i].quality_for(fmt), exif if specs[i].keep_copyright else None)
+                    results[i] = Rendered(data_out, fmt, out.width, out.height)
+    for i, spec in enumerate(specs):
+        if i not in results:
+            results[i] = render(data, spec, limits)
+    return [results[i] for i in range(len(specs))]
+
+
+def _decode_upright(image: Image.Image, plan: _Plan, orientation: int) -> tuple[Image.Image, tuple[float, ...]]:
+    """The decoded picture (drafted for `plan`), in a mode LANCZOS handles, upright; and the plan's box in it."""
+    box = _decode(image, plan, orientation)
+    picture = _normalize_mode(image)
+    if orientation in _ORIENT:
+        picture = picture.transpose(_ORIENT[orientation])
+    return picture, box
 
 
 def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Format, limits: Limits) -> Rendered:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from http import HTTPStatus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -12,11 +11,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import service, spec
+from .. import picture, runtime, service, spec
 from ..config import get_settings
-from ..errors import ImageServiceError, MethodNotAllowed
+from ..errors import BadParameter, ImageServiceError, MethodNotAllowed
 from ..service import Delivery
-from ..storage import S3Store, Store
 
 logger = Logger()
 metrics = Metrics()
@@ -26,27 +24,42 @@ app = APIGatewayRestResolver()
 _COMMON_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
-@lru_cache(maxsize=1)
-def store() -> Store:
-    """The process's store, made on first use so that nothing touches AWS at import time."""
-    settings = get_settings()
-    return S3Store(settings.originals_bucket, settings.cache_bucket)
-
-
 @app.route(".+", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_image() -> Response:
     event = app.current_event
     settings = get_settings()
+    query = event.multi_value_query_string_parameters or {}
+    if "picture" in query:
+        return _picture(event.path, query, event.headers.get("accept", ""))
     request = spec.parse(
         event.path,
-        event.multi_value_query_string_parameters or {},
+        query,
         event.headers.get("accept", ""),
         max_side=settings.max_output_side,
+        presets=settings.presets,
     )
-    delivery = service.get_or_render(request, store(), settings, app.lambda_context.get_remaining_time_in_millis)
+    delivery = service.get_or_render(request, runtime.store(), settings,
+                                     app.lambda_context.get_remaining_time_in_millis)
     _record(delivery)
     return _response(delivery, head=event.http_method == "HEAD", if_none_match=event.headers.get("if-none-match"))
+
+
+def _picture(path: str, query: dict[str, list[str]], accept: str) -> Response:
+    """GET /<key>?picture[&alt=...][&sizes=...]: the pre-warmed ladder as a <picture> element, or JSON."""
+    for name, values in query.items():
+        if name not in ("picture", "alt", "sizes"):
+            raise BadParameter(name, "only alt and sizes go with picture")
+        if len(values) != 1:
+            raise BadParameter(name, "given more than once")
+    manifest = service.picture_manifest(spec.parse_key(path), runtime.store(), get_settings())
+    headers = {"Cache-Control": "public, max-age=300", "Vary": "Accept", **_COMMON_HEADERS}
+    if "application/json" in accept:
+        return Response(status_code=HTTPStatus.OK, content_type="application/json",
+                        body=json.dumps(picture.as_json(manifest)), headers=headers)
+    markup = picture.html(manifest, alt=query.get("alt", [""])[0], sizes=query.get("sizes", [""])[0])
+    return Response(status_code=HTTPStatus.OK, content_type="text/html; charset=utf-8", body=markup,
+                    headers=headers)
 
 
 @app.route(".+", method=["POST", "PUT", "PATCH", "DELETE"])
