@@ -75,6 +75,20 @@ def rest_event(method: str, target: str, headers: dict[str, str]) -> dict:
     }
 
 
+def s3_event(name: str, key: str, etag: str = "") -> dict:
+    """An S3 notification for one object, its key URL-encoded as S3 sends it."""
+    from urllib.parse import quote_plus
+
+    obj = {"key": quote_plus(key, safe="/"), "sequencer": os.urandom(8).hex().upper()}
+    if etag:
+        obj["eTag"] = etag
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventName": name,
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": ORIGINALS, "arn": f"arn:aws:s3:::{ORIGINALS}"},
+               "object": obj},
+    }]}
+
+
 def response_parts(response: dict) -> tuple[int, list[tuple[str, str]], bytes]:
     """Status, headers and body bytes of a Lambda proxy response."""
     headers = list((response.get("headers") or {}).items())

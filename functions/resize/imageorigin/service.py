@@ -278,7 +278,7 @@ def _manifest(key: str, source: str, data: bytes, wanted: list[ImageRequest], mi
                 previous = {e.query: e for e in old_manifest.entries}
         except (ValueError, KeyError, TypeError):
             pass
-    info = transform.probe(data, limits(settings))
+    width, height = transform.upright_size(data, limits(settings))
     entries = []
     for request in wanted:
         query = request.spec.query()
@@ -288,7 +288,7 @@ def _manifest(key: str, source: str, data: bytes, wanted: list[ImageRequest], mi
                                        len(variant.data)))
         elif query in previous:
             entries.append(previous[query])
-    return Manifest(key, source, info.width, info.height, tuple(entries))
+    return Manifest(key, source, width, height, tuple(entries))
 
 
 def purge(key: str, store: Store, settings: Settings, cdn: Invalidator) -> int:

@@ -140,6 +140,12 @@ def probe(data: bytes, limits: Limits) -> SourceInfo:
         return info
 
 
+def upright_size(data: bytes, limits: Limits) -> tuple[int, int]:
+    """The original's width and height as displayed (EXIF orientation applied), from its header alone."""
+    with _open(data, limits) as image:
+        return _upright_size(image.size, _orientation(image))
+
+
 def render(data: bytes, spec: ResizeSpec, limits: Limits) -> Rendered:
     """Decode (downscaling at decode time), orient, convert to sRGB, resize by fit, encode a fresh image.
 
