@@ -101,12 +101,13 @@ def response_parts(response: dict) -> tuple[int, list[tuple[str, str]], bytes]:
 
 @dataclass
 class LocalContext:
-    """What the handler and powertools read from a Lambda context."""
+    """What the handlers and powertools read from a Lambda context (used by make serve, make invoke, tests)."""
 
     function_name: str = "imageorigin-local"
     memory_limit_in_mb: int = 1769
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:imageorigin-local"
     aws_request_id: str = "local"
+    remaining_ms: int = 28_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 28_000
+        return self.remaining_ms

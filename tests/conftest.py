@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from devserver.local import LocalContext
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,18 +75,7 @@ def s3() -> Iterator[object]:
         yield client
 
 
-@dataclass
-class FakeContext:
-    """The parts of a Lambda context that powertools and the handler read."""
-
-    function_name: str = "imageorigin-resize"
-    memory_limit_in_mb: int = 1769
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:imageorigin-resize"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
-    remaining_ms: int = 30_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+FakeContext = LocalContext  # the Lambda context stand-in make serve uses too
 
 
 def load_event(name: str) -> dict:
