@@ -65,7 +65,8 @@ def make_handler(lambda_handler, lock: threading.Lock, s3: object) -> type[BaseH
 
         def _dispatch(self) -> None:
             if self.path.startswith(UPLOAD_URL):
-                return self._upload_url()
+                self._upload_url()
+                return
             event = rest_event(self.command, self.path, {k: v for k, v in self.headers.items()})
             started = time.perf_counter()
             with lock:
