@@ -29,6 +29,9 @@ serve: $(STAMP) ## Run the service at http://127.0.0.1:$(PORT) on an embedded S3
 invoke: $(STAMP) ## Run the handler on EVENT=events/<name>.json locally; print the answer, write the image to out/
 	$(BIN)/python -m devserver.invoke $(EVENT)
 
+bench: $(STAMP) ## Benchmark against libvips and the usual Pillow recipe (corpus photos when ../shared is there)
+	$(BIN)/python -m bench.bench
+
 lint: $(STAMP) ## sam validate --lint and cfn-lint on infra/template.yaml
 	$(BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
 	$(BIN)/cfn-lint infra/template.yaml
@@ -48,4 +51,4 @@ clean: ## Remove the virtual environment, build output and caches
 	rm -rf $(VENV) .aws-sam out .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install test serve invoke lint build deploy clean
+.PHONY: help install test serve invoke bench lint build deploy clean

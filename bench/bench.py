@@ -1,0 +1,326 @@
+"""`make bench`: our transform against the usual Pillow recipe and libvips, side by side in one process."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "functions" / "resize"))
+
+from PIL import Image, ImageChops, ImageOps, ImageStat  # noqa: E402
+
+from imageorigin import service, transform  # noqa: E402
+from imageorigin.config import Settings  # noqa: E402
+from imageorigin.spec import parse  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus" / "photos"
+PIL_NAMES = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG", "gif": "GIF"}
+QUALITY = {"jpeg": 80, "webp": 80, "avif": 60}
+VIPS_SAVE = {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "png": ".png", "gif": ".gif"}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    source: str  # corpus file name, or "generated:<w>x<h>"
+    width: int
+    fmt: str
+
+
+@dataclass
+class Row:
+    case: str
+    ours_ms: float
+    usual_ms: float
+    vips_ms: float | None
+    ours_psnr: float
+    usual_psnr: float
+    vips_psnr: float | None
+    ours_bytes: int
+    vips_bytes: int | None
+    ours_peak_mb: float | None = None
+    vips_peak_mb: float | None = None
+
+    @property
+    def vs_vips(self) -> float | None:
+        return self.ours_ms / self.vips_ms if self.vips_ms else None
+
+    @property
+    def vs_usual(self) -> float:
+        return self.usual_ms / self.ours_ms
+
+
+CORPUS_CASES = [
+    Case("12MP JPEG -> 400 JPEG", "jpeg_12mp_galaxy_s7edge.jpg", 400, "jpeg"),
+    Case("12MP JPEG -> 400 WebP", "jpeg_12mp_galaxy_s7edge.jpg", 400, "webp"),
+    Case("12MP JPEG -> 1200 JPEG", "jpeg_12mp_galaxy_s7edge.jpg", 1200, "jpeg"),
+    Case("12MP JPEG -> 1200 WebP", "jpeg_12mp_galaxy_s7edge.jpg", 1200, "webp"),
+    Case("12MP JPEG -> 400 AVIF", "jpeg_12mp_galaxy_s7edge.jpg", 400, "avif"),
+    Case("16MP JPEG (orientation 8) -> 400 JPEG", "jpeg_16mp_leica_t_orient8.jpg", 400, "jpeg"),
+    Case("progressive JPEG -> 400 JPEG", "jpeg_progressive_1201x800.jpg", 400, "jpeg"),
+    Case("RGBA PNG -> 400 WebP", "png_rgba_2048x1536.png", 400, "webp"),
+    Case("WebP -> 400 WebP", "webp_1024x772.webp", 400, "webp"),
+]
+GENERATED_CASES = [
+    Case("generated 12MP JPEG -> 400 JPEG", "generated:4032x3024", 400, "jpeg"),
+    Case("generated 12MP JPEG -> 1200 WebP", "generated:4032x3024", 1200, "webp"),
+]
+TINY_CASES = [Case("generated 0.3MP JPEG -> 100 JPEG", "generated:640x480", 100, "jpeg")]
+
+
+def source_bytes(source: str) -> bytes:
+    if not source.startswith("generated:"):
+        return (CORPUS / source).read_bytes()
+    width, height = (int(v) for v in source.split(":")[1].split("x"))
+    gradient = Image.linear_gradient("L").resize((width, height))
+    image = Image.merge("RGB", (gradient, gradient.transpose(Image.Transpose.ROTATE_180), gradient.rotate(90)))
+    image = Image.blend(image, Image.effect_noise((width, height), 40).convert("RGB"), 0.3)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def ours(data: bytes, width: int, fmt: str) -> bytes:
+    spec = parse("/x", {"w": [str(width)], "fm": [fmt]}).spec
+    return transform.render(data, spec, transform.Limits()).data
+
+
+def usual(data: bytes, width: int, fmt: str) -> bytes:
+    """The usual 'correct' recipe: open, exif_transpose, thumbnail, save."""
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    image.thumbnail((width, width * 100))
+    if fmt == "jpeg" and image.mode != "RGB":
+        image = image.convert("RGB")
+    out = io.BytesIO()
+    image.save(out, PIL_NAMES[fmt], **({"quality": QUALITY[fmt]} if fmt in QUALITY else {}))
+    return out.getvalue()
+
+
+def vips_available() -> bool:
+    try:
+        import pyvips  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+def vips(data: bytes, width: int, fmt: str) -> bytes:
+    """libvips: thumbnail_buffer (shrink-on-load, orientation) and save at the same quality, metadata stripped."""
+    import pyvips
+
+    image = pyvips.Image.thumbnail_buffer(data, width, height=width * 100)
+    options = {"Q": QUALITY[fmt]} if fmt in QUALITY else {}
+    if fmt == "avif":
+        options["effort"] = 2  # libvips' effort 0-9 (slowest) maps onto libaom speed 9-0: effort 2 ~ our speed 7
+    return image.write_to_buffer(VIPS_SAVE[fmt], keep=0, **options)
+
+
+def median_ms(fn: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    a, b = a.convert("RGB"), b.convert("RGB")
+    stat = ImageStat.Stat(ImageChops.difference(a, b))
+    mse = sum(stat.sum2) / (3 * a.width * a.height)
+    return 99.0 if mse == 0 else 10 * math.log10(255 * 255 / mse)
+
+
+def resized_pixels(render: Callable[[bytes, int, str], bytes], data: bytes, width: int) -> Image.Image:
+    """The resized picture before lossy encoding: the same pipeline, saved as PNG."""
+    image = Image.open(io.BytesIO(render(data, width, "png")))
+    image.load()
+    return image
+
+
+def reference(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """Full-resolution decode, upright, then one LANCZOS resize."""
+    full = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGBA")
+    return full.resize(size, Image.Resampling.LANCZOS)
+
+
+def flatten(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, (255, 255, 255))
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    return flat
+
+
+PEAK = """
+import resource, sys
+sys.path[:0] = [{root!r}, {package!r}]
+from bench.bench import {fn}, source_bytes
+data = source_bytes({source!r})
+{fn}(source_bytes("generated:64x48"), 32, {fmt!r})  # imports and first-use allocations happen before the baseline
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+{fn}(data, {width}, {fmt!r})
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def peak_mb(fn: str, case: Case) -> float:
+    """Peak memory growth of one render, in a fresh process, above the interpreter with its imports and input."""
+    code = PEAK.format(root=str(ROOT), package=str(ROOT / "functions" / "resize"), fn=fn, source=case.source,
+                       fmt=case.fmt, width=case.width)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def run_case(case: Case, runs: int, with_vips: bool, memory: bool) -> Row:
+    data = source_bytes(case.source)
+    renders: dict[str, Callable[[bytes, int, str], bytes]] = {"ours": ours, "usual": usual}
+    if with_vips:
+        renders["vips"] = vips
+    for render in renders.values():  # warm up
+        render(data, case.width, case.fmt)
+    times: dict[str, list[float]] = {name: [] for name in renders}
+    for _ in range(runs):  # interleaved, so machine noise hits all alike
+        for name, render in renders.items():
+            times[name].append(median_ms(lambda r=render: r(data, case.width, case.fmt), 1))
+    pixels = {name: resized_pixels(render, data, case.width) for name, render in renders.items()}
+    ref = flatten(reference(data, pixels["ours"].size))
+    quality = {name: psnr(flatten(img), ref if img.size == ref.size else flatten(reference(data, img.size)))
+               for name, img in pixels.items()}
+    return Row(
+        case=case.name,
+        ours_ms=statistics.median(times["ours"]),
+        usual_ms=statistics.median(times["usual"]),
+        vips_ms=statistics.median(times["vips"]) if with_vips else None,
+        ours_psnr=quality["ours"],
+        usual_psnr=quality["usual"],
+        vips_psnr=quality.get("vips"),
+        ours_bytes=len(ours(data, case.width, case.fmt)),
+        vips_bytes=len(vips(data, case.width, case.fmt)) if with_vips else None,
+        ours_peak_mb=peak_mb("ours", case) if memory else None,
+        vips_peak_mb=peak_mb("vips", case) if memory and with_vips else None,
+    )
+
+
+def prewarm(source: str, runs: int) -> dict[str, float]:
+    """The default ladder from one decode, against the classic way (each size from the full image, q95, optimize)."""
+    data = source_bytes(source)
+    settings = Settings()
+    requests = service.ladder("x.jpg", settings)
+    specs = [r.spec for r in requests]
+
+    def classic() -> None:
+        full = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        full.load()
+        for request in requests:
+            fmt = request.spec.format.value
+            copy = full.copy()
+            copy.thumbnail((request.spec.width, request.spec.width * 100))
+            out = io.BytesIO()
+            copy.save(out, PIL_NAMES["jpeg" if fmt == "original" else fmt], quality=95, optimize=True)
+
+    ours_ms = median_ms(lambda: transform.render_many(data, specs, service.limits(settings)), runs)
+    classic_ms = median_ms(classic, max(1, runs // 2))
+    return {"variants": len(specs), "ours_ms": ours_ms, "classic_ms": classic_ms, "speedup": classic_ms / ours_ms}
+
+
+IMPORT_TIME = "import time; t = time.perf_counter(); {imports}; print((time.perf_counter() - t) * 1000)"
+
+
+def cold_start(runs: int) -> dict[str, object]:
+    """Import cost of the handler against boto3 + Pillow alone, each in fresh processes; heavy imports listed."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "functions" / "resize"), POWERTOOLS_TRACE_DISABLED="true",
+               POWERTOOLS_METRICS_NAMESPACE="bench", AWS_DEFAULT_REGION="us-east-1")
+
+    def fresh(imports: str) -> float:
+        out = subprocess.run([sys.executable, "-c", IMPORT_TIME.format(imports=imports)], capture_output=True,
+                             text=True, check=True, env=env)
+        return float(out.stdout)
+
+    handler = statistics.median(fresh("import imageorigin.handlers.api") for _ in range(runs))
+    baseline = statistics.median(fresh("import boto3, PIL.Image") for _ in range(runs))
+    trace = subprocess.run([sys.executable, "-X", "importtime", "-c", "import imageorigin.handlers.api"],
+                           capture_output=True, text=True, env=env).stderr
+    heavy = {}
+    for line in trace.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[2] and not parts[2].startswith((" ", ".")) and parts[1].isdigit():
+            if int(parts[1]) > 20_000 and "." not in parts[2]:
+                heavy[parts[2]] = int(parts[1]) / 1000
+    lazy = {name: name in trace for name in ("pillow_heif", "PIL.AvifImagePlugin", "aws_xray_sdk", "boto3")}
+    return {"handler_import_ms": handler, "boto3_pillow_import_ms": baseline, "ratio": handler / baseline,
+            "heavy_imports_ms": heavy, "imported_at_start": lazy}
+
+
+def table(rows: list[Row]) -> str:
+    head = (f"{'case':40} {'ours ms':>8} {'vips ms':>8} {'ours/vips':>9} {'usual/ours':>10} {'ours dB':>8} "
+            f"{'vips dB':>8} {'usual dB':>8} {'ours KB':>8} {'vips KB':>8} {'ours MB':>8} {'vips MB':>8}")
+    lines = [head, "-" * len(head)]
+
+    def fmt(value: float | None, spec: str) -> str:
+        return format(value, spec) if value is not None else "-"
+
+    for r in rows:
+        lines.append(
+            f"{r.case:40} {r.ours_ms:8.1f} {fmt(r.vips_ms, '8.1f'):>8} {fmt(r.vs_vips, '9.2f'):>9} "
+            f"{r.vs_usual:10.2f} {r.ours_psnr:8.1f} {fmt(r.vips_psnr, '8.1f'):>8} {r.usual_psnr:8.1f} "
+            f"{r.ours_bytes / 1000:8.1f} {fmt(r.vips_bytes and r.vips_bytes / 1000, '8.1f'):>8} "
+            f"{fmt(r.ours_peak_mb, '8.1f'):>8} {fmt(r.vips_peak_mb, '8.1f'):>8}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="one small generated case, one run (CI's check)")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    args = parser.parse_args(argv)
+
+    cases = TINY_CASES if args.tiny else (CORPUS_CASES if CORPUS.is_dir() else GENERATED_CASES)
+    runs = 1 if args.tiny else args.runs
+    with_vips = vips_available()
+    if with_vips:
+        import pyvips
+
+        pyvips.cache_set_max(0)
+        pyvips.concurrency_set(1)  # one thread each, as on a one-vCPU Lambda
+    rows = [run_case(case, runs, with_vips, memory=not args.tiny) for case in cases]
+    ladder_source = TINY_CASES[0].source if args.tiny else (
+        "jpeg_12mp_galaxy_s7edge.jpg" if CORPUS.is_dir() else GENERATED_CASES[0].source)
+    result = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count(), "pillow": Image.__version__,
+                    "libvips": ".".join(str(__import__("pyvips").version(i)) for i in range(3)) if with_vips else None},
+        "runs": runs,
+        "cases": [asdict(r) | {"ours_vs_vips": r.vs_vips, "usual_vs_ours": r.vs_usual} for r in rows],
+        "prewarm": prewarm(ladder_source, runs),
+        "cold_start": cold_start(3 if args.tiny else 7),
+    }
+    print(table(rows))
+    pre = result["prewarm"]
+    print(f"\npre-warm ladder ({pre['variants']} variants): {pre['ours_ms']:.0f} ms, classic {pre['classic_ms']:.0f} ms "
+          f"({pre['speedup']:.1f}x faster)")
+    cold = result["cold_start"]
+    print(f"cold start: handler import {cold['handler_import_ms']:.0f} ms vs boto3 + Pillow "
+          f"{cold['boto3_pillow_import_ms']:.0f} ms ({cold['ratio']:.2f}x); imported at start: "
+          f"{', '.join(k for k, v in cold['imported_at_start'].items() if v) or 'none of the lazy ones'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
