@@ -61,6 +61,12 @@ DEFAULT_PRESETS = MappingProxyType({
 })
 
 
+def _enabled(raw: str) -> bool:
+    if raw.strip().lower() not in ("true", "false", "1", "0"):
+        raise ValueError("must be true or false")
+    return raw.strip().lower() in ("true", "1")
+
+
 def _base_url(raw: str) -> str:
     raw = raw.strip().rstrip("/")
     if raw and not raw.startswith(("https://", "http://")):
@@ -122,6 +128,9 @@ class Settings:
     distribution_id: str = _setting(
         "DISTRIBUTION_ID", "", _text, "CloudFront distribution whose paths are invalidated when an original changes"
     )
+    tracing_disabled: bool = _setting(
+        "POWERTOOLS_TRACE_DISABLED", False, _enabled, "true: no X-Ray tracing, and its SDK is never imported"
+    )
     key_version: str = _setting(
         "KEY_VERSION", "v1", _text, "first segment of every variant key; change it to retire all variants at once"
     )
@@ -158,6 +167,8 @@ class Settings:
 
 def _shown(value: object) -> object:
     """A default as it would be written in the environment."""
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     if isinstance(value, Mapping):

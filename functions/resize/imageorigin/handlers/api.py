@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import picture, runtime, service, spec
+from .. import observability, picture, runtime, service, spec
 from ..config import get_settings
 from ..errors import BadParameter, ImageServiceError, MethodNotAllowed
 from ..service import Delivery
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = observability.tracer(enabled=not get_settings().tracing_disabled)
 app = APIGatewayRestResolver()
 
 _COMMON_HEADERS = {"X-Content-Type-Options": "nosniff"}

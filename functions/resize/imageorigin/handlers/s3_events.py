@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import runtime, service
+from .. import observability, runtime, service
 from ..config import get_settings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = observability.tracer(enabled=not get_settings().tracing_disabled)
 
 
 class RecordsFailed(Exception):
