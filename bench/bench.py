@@ -72,6 +72,8 @@ CORPUS_CASES = [
     Case("progressive JPEG -> 400 JPEG", "jpeg_progressive_1201x800.jpg", 400, "jpeg"),
     Case("RGBA PNG -> 400 WebP", "png_rgba_2048x1536.png", 400, "webp"),
     Case("WebP -> 400 WebP", "webp_1024x772.webp", 400, "webp"),
+    Case("animated GIF (44 frames) -> 200 WebP", "gif_anim_earth_400.gif", 200, "webp"),
+    Case("40MP JPEG (largest allowed) -> 400 JPEG", "generated:7300x5479", 400, "jpeg"),
 ]
 GENERATED_CASES = [
     Case("generated 12MP JPEG -> 400 JPEG", "generated:4032x3024", 400, "jpeg"),
@@ -120,7 +122,8 @@ def vips(data: bytes, width: int, fmt: str) -> bytes:
     """libvips: thumbnail_buffer (shrink-on-load, orientation) and save at the same quality, metadata stripped."""
     import pyvips
 
-    image = pyvips.Image.thumbnail_buffer(data, width, height=width * 100)
+    animated = data[:3] == b"GIF" or (data[:4] == b"RIFF" and b"ANIM" in data[:64])
+    image = pyvips.Image.thumbnail_buffer(data, width, height=width * 100, option_string="n=-1" if animated else "")
     options = {"Q": QUALITY[fmt]} if fmt in QUALITY else {}
     if fmt == "avif":
         options["effort"] = 2  # libvips' effort 0-9 (slowest) maps onto libaom speed 9-0: effort 2 ~ our speed 7
@@ -163,20 +166,32 @@ def flatten(image: Image.Image) -> Image.Image:
     return flat
 
 
+# ru_maxrss survives execve on Linux (a child starts with its parent's peak), so the peak is read from
+# /proc: writing 5 to clear_refs resets VmHWM to the current RSS, and VmHWM is then the peak since.
 PEAK = """
-import resource, sys
+import sys
 sys.path[:0] = [{root!r}, {package!r}]
 from bench.bench import {fn}, source_bytes
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
 data = source_bytes({source!r})
 {fn}(source_bytes("generated:64x48"), 32, {fmt!r})  # imports and first-use allocations happen before the baseline
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+open("/proc/self/clear_refs", "w").write("5")
+before = status("VmRSS")
 {fn}(data, {width}, {fmt!r})
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print((status("VmHWM") - before) / 1024)
 """
 
 
-def peak_mb(fn: str, case: Case) -> float:
-    """Peak memory growth of one render, in a fresh process, above the interpreter with its imports and input."""
+def peak_mb(fn: str, case: Case) -> float | None:
+    """Peak memory growth of one render, in a fresh process, above the interpreter with its imports and input.
+    Linux only (reads /proc); None elsewhere."""
+    if not Path("/proc/self/clear_refs").exists():
+        return None
     code = PEAK.format(root=str(ROOT), package=str(ROOT / "functions" / "resize"), fn=fn, source=case.source,
                        fmt=case.fmt, width=case.width)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
