@@ -273,3 +273,13 @@ def test_presets_are_addressable_by_name(uploaded: object) -> None:
     same = invoke(api_event(PATH, {"w": "150", "h": "150", "fit": "cover", "fm": "webp"}))
     assert same.headers["Server-Timing"].startswith("cache;desc=hit")  # one variant for both spellings
     assert invoke(api_event(PATH, {"preset": "huge"})).json["parameter"] == "preset"
+
+
+def test_ladder_variants_requested_before_the_event_still_appear_in_the_picture(uploaded: object) -> None:
+    # given a visitor who asked for a ladder size before the upload event was handled
+    assert invoke(api_event(PATH, {"w": "540", "fm": "avif"})).status == 200
+    # when the event is handled, then ?picture lists every ladder variant, that one included
+    s3_event("s3_object_created.json")
+    manifest = json.loads(invoke(api_event(PATH, {"picture": ""}, accept="application/json")).body)
+    assert len(manifest["variants"]) == 15
+    assert any(v["url"].endswith("w=540&fm=avif") for v in manifest["variants"])

@@ -246,49 +246,45 @@ def prewarm(key: str, store: Store, settings: Settings, cdn: Invalidator) -> Pre
         store.delete_variants(stale)
         cdn.invalidate(_cdn_paths(key, settings))
     present = set(existing) - set(stale)
+    old_json = store.get_variant(manifest_key, 1_000_000) if manifest_key in present else None
+    known = _entries_of(old_json.data if old_json else None, source)
 
     wanted = ladder(key, settings)
-    missing = [r for r in wanted if r.variant_key(settings.key_version) not in present]
+    # a ladder variant the manifest does not describe (one a request made before this event) is rendered again,
+    # so that ?picture can list it with its real size
+    missing = [r for r in wanted
+               if r.variant_key(settings.key_version) not in present or r.spec.query() not in known]
     rendered = transform.render_many(original.data, [r.spec for r in missing], limits(settings)) if missing else []
     for request, variant in zip(missing, rendered, strict=True):
         store.put_variant(request.variant_key(settings.key_version), variant.data, variant.content_type,
                           settings.variant_cache_control, {SOURCE_ETAG: source})
 
-    manifest = _manifest(key, source, original.data, wanted, missing, rendered, store, settings)
-    old = store.get_variant(manifest_key, 1_000_000) if manifest_key in present else None
-    if old is None or old.data != manifest.to_json():
-        store.put_variant(manifest_key, manifest.to_json(), "application/json", "no-cache", {SOURCE_ETAG: source})
+    made = {r.spec.query(): v for r, v in zip(missing, rendered, strict=True)}
+    width, height = transform.upright_size(original.data, limits(settings))
+    entries = tuple(_entry(r.spec.query(), made[r.spec.query()]) if r.spec.query() in made
+                    else known[r.spec.query()] for r in wanted)
+    manifest = Manifest(key, source, width, height, entries).to_json()
+    if old_json is None or old_json.data != manifest:
+        store.put_variant(manifest_key, manifest, "application/json", "no-cache", {SOURCE_ETAG: source})
 
     if store.original_etag(key) != source:  # overwritten while we worked: its own event re-does this
         store.delete_variants([r.variant_key(settings.key_version) for r in missing] + [manifest_key])
     return PrewarmResult(len(rendered), len(stale))
 
 
-def _manifest(key: str, source: str, data: bytes, wanted: list[ImageRequest], missing: list[ImageRequest],
-              rendered: list[transform.Rendered], store: Store, settings: Settings) -> Manifest:
-    """The ladder's entries: sizes of what was just rendered, and of what was already there (from the old
-    manifest when it describes this same version)."""
-    made = {r.variant_key(settings.key_version): v for r, v in zip(missing, rendered, strict=True)}
-    previous: dict[str, LadderEntry] = {}
-    old = store.get_variant(variant_prefix(key, settings) + MANIFEST, 1_000_000)
-    if old is not None:
-        try:
-            old_manifest = Manifest.from_json(old.data)
-            if old_manifest.source_etag == source:
-                previous = {e.query: e for e in old_manifest.entries}
-        except (ValueError, KeyError, TypeError):
-            pass
-    width, height = transform.upright_size(data, limits(settings))
-    entries = []
-    for request in wanted:
-        query = request.spec.query()
-        variant = made.get(request.variant_key(settings.key_version))
-        if variant is not None:
-            entries.append(LadderEntry(query, variant.format, variant.content_type, variant.width, variant.height,
-                                       len(variant.data)))
-        elif query in previous:
-            entries.append(previous[query])
-    return Manifest(key, source, width, height, tuple(entries))
+def _entries_of(manifest_json: bytes | None, source: str) -> dict[str, LadderEntry]:
+    """The entries of a stored manifest, by query, if it describes this version of the original."""
+    if manifest_json is None:
+        return {}
+    try:
+        manifest = Manifest.from_json(manifest_json)
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return {e.query: e for e in manifest.entries} if manifest.source_etag == source else {}
+
+
+def _entry(query: str, variant: transform.Rendered) -> LadderEntry:
+    return LadderEntry(query, variant.format, variant.content_type, variant.width, variant.height, len(variant.data))
 
 
 def purge(key: str, store: Store, settings: Settings, cdn: Invalidator) -> int:
