@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from collections.abc import Callable
 
+import hostile
 import icc
 import pytest
 from conftest import fixture, png_bytes, sample
@@ -253,29 +252,6 @@ def test_no_metadata_reaches_the_output() -> None:
             assert b"secret" not in rendered.data and b"CameraMaker" not in rendered.data
 
 
-def bmp_bytes() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(out, "BMP")
-    return out.getvalue()
-
-
-def tiff_bytes() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(out, "TIFF")
-    return out.getvalue()
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares a huge image (a decompression bomb's header)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
-        b"IEND", b"")
-
-
 @pytest.mark.parametrize(
     ("data", "error"),
     [
@@ -285,15 +261,15 @@ def png_declaring(width: int, height: int) -> bytes:
         (b"<!doctype html><html><body>hi</body></html>", UnsupportedType),
         (b"%PDF-1.7\n", UnsupportedType),
         (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", UnsupportedType),
-        (bmp_bytes(), UnsupportedType),
-        (tiff_bytes(), UnsupportedType),
+        (hostile.saved("BMP"), UnsupportedType),
+        (hostile.saved("TIFF"), UnsupportedType),
         (sample("photos/2024/street.jpg")[:20_000], Undecodable),  # truncated: never served grey-filled
         (sample("photos/progressive.jpg")[:5_000], Undecodable),
         (sample("graphics/alpha.png")[:3_000], Undecodable),
         (fixture("pngsuite/xc1n0g08.png"), Undecodable),
         (fixture("pngsuite/xdtn0g01.png"), Undecodable),
-        (png_declaring(50_000, 50_000), TooLarge),
-        (png_declaring(7_000, 7_000), TooLarge),  # 49 MP: over the 40 MP default
+        (hostile.png(50_000, 50_000), TooLarge),
+        (hostile.png(7_000, 7_000), TooLarge),  # 49 MP: over the 40 MP default
     ],
 )
 def test_bad_originals_are_refused_with_the_right_error(data: bytes, error: type[Exception]) -> None:
