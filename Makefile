@@ -32,9 +32,13 @@ invoke: $(STAMP) ## Run the handler on EVENT=events/<name>.json locally; print t
 bench: $(STAMP) ## Benchmark against libvips and the usual Pillow recipe (corpus photos when ../shared is there)
 	$(BIN)/python -m bench.bench
 
+edge: $(STAMP) ## Embed edge/viewer-request.js (minified) into infra/template.yaml after editing it
+	$(BIN)/python edge/embed.py
+
 lint: $(STAMP) ## sam validate --lint and cfn-lint on infra/template.yaml
 	$(BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
 	$(BIN)/cfn-lint infra/template.yaml
+	$(BIN)/python edge/embed.py --check
 
 build: $(STAMP) ## Build the deployable artifact without Docker (arm64 wheels) and report its size
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --template infra/template.yaml --build-dir .aws-sam/build
@@ -51,4 +55,4 @@ clean: ## Remove the virtual environment, build output and caches
 	rm -rf $(VENV) .aws-sam out .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install test serve invoke bench lint build deploy clean
+.PHONY: help install test serve invoke bench edge lint build deploy clean

@@ -203,3 +203,91 @@ def test_multi_level_and_encoded_keys_are_found(s3: object) -> None:
     s3.put_object(Bucket=ORIGINALS, Key="albums/été 2024/café.jpg", Body=sample("photos/progressive.jpg"))
     answer = invoke(api_event("/albums/%C3%A9t%C3%A9%202024/caf%C3%A9.jpg", {"w": "100"}))
     assert answer.status == 200 and answer.image.size == (100, 67)
+
+
+CANONICAL_200 = "/v1/photos/progressive.jpg/w=200,fit=inside,enlarge=0,bg=ffffff,fm=jpeg,q=80"
+
+
+def test_a_request_arriving_already_normalized_is_served_and_shares_the_variant(s3: object) -> None:
+    # given the path the edge rewrites ?w=200 to, when requested, then it is rendered and stored at that very key
+    normalized = invoke(api_event(CANONICAL_200))
+    assert normalized.status == 200 and normalized.image.size == (200, 133)
+    assert normalized.image.format == "JPEG" and "Vary" not in normalized.headers
+    assert normalized.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    stored = s3.get_object(Bucket=CACHE, Key=CANONICAL_200[1:])
+    assert stored["ETag"] == normalized.headers["ETag"]  # S3 (serving the edge) and the function agree
+    # and the query-style request for the same variant is a hit on it
+    query_style = invoke(api_event("/photos/progressive.jpg", {"width": "200"}))
+    assert query_style.headers["Server-Timing"].startswith("cache;desc=hit")
+    assert query_style.body == normalized.body
+    # a canonical path spelled otherwise is read the same way; with a query it is refused
+    respelled = invoke(api_event("/v1/photos/progressive.jpg/fm=jpeg,w=200"))
+    assert respelled.headers["Server-Timing"].startswith("cache;desc=hit")
+    refused = invoke(api_event(CANONICAL_200, {"w": "10"}))
+    assert (refused.status, refused.json["parameter"]) == (400, "w")
+
+
+def test_through_the_edge_a_large_output_redirects_to_its_own_canonical_path(s3: object, monkeypatch) -> None:
+    monkeypatch.setenv("INLINE_MAX_BYTES", "50000")
+    answer = invoke(api_event("/v1/photos/2024/street.jpg/w=1200,fm=png", headers={"X-Imageorigin-Edge": "1"}))
+    assert answer.status == 302
+    assert answer.headers["Location"] == "/v1/photos/2024/street.jpg/w=1200,fit=inside,enlarge=0,fm=png"
+    assert answer.headers["Cache-Control"] == "private, no-store"  # CloudFront must not keep the redirect
+    # CloudFront's next fetch of that path hits the bucket: the variant is there, complete
+    stored = s3.get_object(Bucket=CACHE, Key=answer.headers["Location"][1:])
+    assert stored["CacheControl"] == "public, max-age=31536000, immutable"
+    image = Image.open(io.BytesIO(stored["Body"].read()))
+    assert (image.format, image.size) == ("PNG", (1200, 980))
+    # without the edge's header, the same request redirects to a presigned URL instead
+    direct = invoke(api_event("/photos/2024/street.jpg", {"w": "1200", "fm": "png"}))
+    assert direct.status == 302 and "Signature=" in direct.headers["Location"]
+
+
+@pytest.mark.parametrize(("path", "query", "status"), [
+    ("/photos/progressive.jpg", {"w": "0"}, 400),
+    ("/photos/none.jpg", {"w": "10"}, 404),
+    ("/photos/%2e%2e/x.jpg", {"w": "10"}, 400),
+])
+def test_refusals_are_cached_briefly_and_never_stored(s3: object, path: str, query: dict, status: int) -> None:
+    answer = invoke(api_event(path, query))
+    assert answer.status == status
+    directives = dict(d.strip().partition("=")[::2] for d in answer.headers["Cache-Control"].split(","))
+    assert "public" in directives and 0 < int(directives["max-age"]) <= 60
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert s3.list_objects_v2(Bucket=CACHE).get("KeyCount", 0) == 0
+
+
+def test_faults_are_never_cached(s3: object) -> None:
+    with Stubber(runtime.store().client) as stub:
+        stub.add_client_error("get_object", "InternalError", http_status_code=500)
+        stub.add_client_error("get_object", "InternalError", http_status_code=500)
+        answer = invoke(api_event("/photos/progressive.jpg", {"w": "10"}))
+    assert answer.status == 502 and answer.headers["Cache-Control"] == "no-store"
+
+
+def test_cors_is_answered_to_browsers_that_ask(s3: object) -> None:
+    cross = invoke(api_event("/photos/progressive.jpg", {"w": "50"}, headers={"Origin": "https://app.example"}))
+    assert cross.status == 200 and cross.headers["Access-Control-Allow-Origin"] == "*"
+    error = invoke(api_event("/photos/progressive.jpg", {"w": "0"}, headers={"Origin": "https://app.example"}))
+    assert error.status == 400 and error.headers["Access-Control-Allow-Origin"] == "*"
+    same_origin = invoke(api_event("/photos/progressive.jpg", {"w": "50"}))
+    assert "Access-Control-Allow-Origin" not in same_origin.headers
+
+
+def test_cors_can_be_switched_off_or_narrowed() -> None:
+    from imageorigin.config import Settings
+    from imageorigin.handlers import api
+
+    assert api._cors(Settings(cors_allow_origin="")) is None
+    narrowed = api._cors(Settings(cors_allow_origin="https://shop.example"))
+    assert narrowed.to_dict(narrowed.allowed_origin("https://shop.example"))["Access-Control-Allow-Origin"] == \
+        "https://shop.example"
+    assert narrowed.allowed_origin("https://evil.example") is None
+
+
+def test_with_one_allowed_origin_caches_keep_answers_per_origin(s3: object, monkeypatch) -> None:
+    monkeypatch.setenv("CORS_ALLOW_ORIGIN", "https://shop.example")
+    auto = invoke(api_event("/photos/progressive.jpg", {"w": "50", "fm": "auto"}, accept="image/webp"))
+    assert auto.image.format == "WEBP" and auto.headers["Vary"] == "Accept, Origin"
+    error = invoke(api_event("/photos/progressive.jpg", {"w": "0"}))
+    assert error.headers["Vary"] == "Origin"

@@ -68,8 +68,7 @@ def test_output_too_large_to_answer_inline_is_stored_and_redirected(store: Memor
 def test_redirect_uses_the_public_cache_url_when_configured(store: MemoryStore) -> None:
     settings = replace(SETTINGS, inline_max_bytes=10_000, public_cache_url="https://img-cache.example.com")
     delivery = service.get_or_render(request({"w": "1000", "fm": "png"}), store, settings)
-    assert delivery.location == ("https://img-cache.example.com/v1/photos/street.jpg/"
-                                 "w%3D1000%2Cfit%3Dinside%2Cenlarge%3D0%2Cfm%3Dpng")
+    assert delivery.location == "https://img-cache.example.com/v1/photos/street.jpg/w=1000,fit=inside,enlarge=0,fm=png"
 
 
 def test_too_large_and_not_stored_is_a_storage_fault(store: MemoryStore) -> None:

@@ -128,6 +128,9 @@ class Settings:
     distribution_id: str = _setting(
         "DISTRIBUTION_ID", "", _text, "CloudFront distribution whose paths are invalidated when an original changes"
     )
+    cors_allow_origin: str = _setting(
+        "CORS_ALLOW_ORIGIN", "*", _text, "Access-Control-Allow-Origin for browsers' cross-origin reads; empty = no CORS"
+    )
     tracing_disabled: bool = _setting(
         "POWERTOOLS_TRACE_DISABLED", False, _enabled, "true: no X-Ray tracing, and its SDK is never imported"
     )

@@ -79,8 +79,12 @@ def _ensure_time(remaining_ms: RemainingTime | None, needed_ms: float, step: str
 
 
 def get_or_render(request: ImageRequest, store: Store, settings: Settings,
-                  remaining_ms: RemainingTime | None = None) -> Delivery:
-    """Answer from the cache bucket when the variant is there; else read, render, store and answer."""
+                  remaining_ms: RemainingTime | None = None, *, via_edge: bool = False) -> Delivery:
+    """Answer from the cache bucket when the variant is there; else read, render, store and answer.
+
+    A stored variant too large to answer inline is a 302: to its own canonical path when the request came through
+    our CloudFront distribution (`via_edge`; the edge then serves it from the bucket), else to PUBLIC_CACHE_URL or
+    a presigned URL."""
     if request.spec is None:
         return _original(request.key, store, settings)
     timings = Timings()
@@ -90,7 +94,8 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings,
     with timings.stage("fetch"):
         cached = _cached_variant(store, variant_key, settings.inline_max_bytes)
     if cached is not None:
-        return _deliver(cached, CacheStatus.HIT, variant_key, store, settings, timings, vary=vary, stored=True)
+        return _deliver(cached, CacheStatus.HIT, request, store, settings, timings, vary=vary, stored=True,
+                        via_edge=via_edge)
 
     _ensure_time(remaining_ms, settings.time_reserve_ms, "render the image")
     with timings.stage("fetch"):
@@ -101,8 +106,8 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings,
     with timings.stage("store"):
         stored = _store_variant(store, request.key, variant_key, rendered, original.etag, settings)
     blob = Blob(rendered.data, rendered.content_type, strong_etag(rendered.data))
-    delivery = _deliver(blob, CacheStatus.MISS, variant_key, store, settings, timings, vary=vary, stored=stored,
-                        bytes_in=len(original.data))
+    delivery = _deliver(blob, CacheStatus.MISS, request, store, settings, timings, vary=vary, stored=stored,
+                        bytes_in=len(original.data), via_edge=via_edge)
     if not stored and delivery.body is not None:  # made from bytes since replaced, or not stored: do not cache
         return replace(delivery, cache_control="no-store")
     return delivery
@@ -149,24 +154,25 @@ def _original(key: str, store: Store, settings: Settings) -> Delivery:
                     body=original.data, bytes_in=len(original.data), timings=timings)
 
 
-def _deliver(variant: Blob, cache: CacheStatus, variant_key: str, store: Store, settings: Settings,
-             timings: Timings, *, vary: bool, stored: bool, bytes_in: int = 0) -> Delivery:
+def _deliver(variant: Blob, cache: CacheStatus, request: ImageRequest, store: Store, settings: Settings,
+             timings: Timings, *, vary: bool, stored: bool, bytes_in: int = 0, via_edge: bool = False) -> Delivery:
     """Inline when the image fits Lambda's response; otherwise a redirect to the stored variant."""
     if variant.size <= settings.inline_max_bytes and variant.complete:
         return Delivery(cache, variant.content_type, variant.etag, settings.variant_cache_control, body=variant.data,
                         bytes_in=bytes_in, stored=stored, vary_accept=vary, timings=timings)
     if not stored:
         raise StorageFault("the image is too large to answer inline and could not be stored")
-    return Delivery(cache, variant.content_type, variant.etag, "private, no-store",
-                    location=variant_url(variant_key, store, settings), bytes_in=bytes_in, stored=stored,
-                    vary_accept=vary, timings=timings)
+    location = (request.canonical_path(settings.key_version) if via_edge
+                else variant_url(request, store, settings))
+    return Delivery(cache, variant.content_type, variant.etag, "private, no-store", location=location,
+                    bytes_in=bytes_in, stored=stored, vary_accept=vary, timings=timings)
 
 
-def variant_url(variant_key: str, store: Store, settings: Settings) -> str:
-    """Where a client can fetch a stored variant: the configured public base URL, else a presigned URL."""
+def variant_url(request: ImageRequest, store: Store, settings: Settings) -> str:
+    """Where a client can fetch a stored variant: under the configured public base URL, else a presigned URL."""
     if settings.public_cache_url:
-        return f"{settings.public_cache_url}/{quote(variant_key)}"
-    return store.variant_url(variant_key, settings.presign_expires)
+        return settings.public_cache_url + request.canonical_path(settings.key_version)
+    return store.variant_url(request.variant_key(settings.key_version), settings.presign_expires)
 
 
 

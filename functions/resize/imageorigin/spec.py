@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import parse_qs, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from .errors import BadKey, BadParameter
 
@@ -88,6 +89,9 @@ _DPR = re.compile(r"[0-9](\.[0-9]{1,3})?")
 _HEX = re.compile(r"([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 _BOX = re.compile(r"([0-9]{1,6})[*xX]([0-9]{1,6})")
 _BOOL = {"0": False, "false": False, "1": True, "true": True}
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# The last segment of a canonical path: name=value pairs joined by commas, always with the format.
+_SEGMENT = re.compile(r"[a-z]+=[^,=/]*(?:,[a-z]+=[^,=/]*)*")
 
 
 @dataclass(frozen=True)
@@ -167,10 +171,37 @@ class ImageRequest:
             raise ValueError("an original has no variant key")
         return f"{version}/{self.key}/{self.spec.canonical()}"
 
+    def canonical_path(self, version: str) -> str:
+        """The one URL path of this request, as the edge rewrites it: the variant key, percent-encoded the one
+        way (RFC 3986 unreserved characters and '/' kept); an original is its own encoded key."""
+        encoded = quote(self.key, safe="/")
+        if self.spec is None:
+            return f"/{encoded}"
+        return f"/{version}/{encoded}/{self.spec.canonical()}"
+
+
+@dataclass(frozen=True)
+class PictureRequest:
+    """GET /<key>?picture: which original, and whether the ladder is wanted as JSON or as HTML."""
+
+    key: str
+    as_json: bool
+    alt: str = ""
+    sizes: str = ""
+    negotiated: bool = False  # JSON or HTML was chosen from Accept: the answer varies by it
+
+    def canonical_query(self) -> str:
+        """The query the edge forwards: the choice made from Accept spelled out, so it can be cached."""
+        params = {"picture": "json" if self.as_json else "html"}
+        params |= {name: value for name, value in (("alt", self.alt), ("sizes", self.sizes)) if value}
+        return urlencode(params, quote_via=quote)
+
 
 def parse_key(raw_path: str) -> str:
     """The S3 key named by a still percent-encoded path: decoded exactly once and checked for safety."""
     encoded = raw_path.removeprefix("/")
+    if _BAD_ESCAPE.search(encoded):
+        raise BadKey("the image key has a '%' that does not start a %XX escape")
     try:
         key = unquote(encoded, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
@@ -189,7 +220,8 @@ def parse_key(raw_path: str) -> str:
 def negotiate(accept: str, hint: Format | None) -> Format:
     """fm=auto: AVIF, then WebP, if the client takes them; else the original's format, PNG when unsure."""
     offered = _accepted_types(accept)
-    if "image/avif" in offered and hint is not Format.GIF:  # AVIF animation is poorly supported: never for GIFs
+    # AVIF animation is poorly supported, and GIF and WebP originals may be animated: AVIF only for still formats
+    if "image/avif" in offered and hint not in (Format.GIF, Format.WEBP):
         return Format.AVIF
     if "image/webp" in offered:
         return Format.WEBP
@@ -227,8 +259,16 @@ def parse(
     *,
     max_side: int = 4096,
     presets: Mapping[str, str] | None = None,
+    version: str | None = None,
 ) -> ImageRequest:
-    """Path (percent-encoded), query (name -> all its values) and Accept -> an ImageRequest, or BadParameter."""
+    """Path (percent-encoded), query (name -> all its values) and Accept -> an ImageRequest, or BadParameter.
+
+    With `version`, a canonical path (/<version>/<key>/<name=value,...>, what the edge rewrites requests to) is
+    read too: its last segment stands for the query, which must then be empty."""
+    if version is not None and (split := _split_canonical(raw_path, version)) is not None:
+        if query:
+            raise BadParameter(next(iter(query)), "a canonical path takes no query parameters")
+        raw_path, query = split
     key = parse_key(raw_path)
     values = _canonical_values(query)
     if "preset" in values:
@@ -270,6 +310,56 @@ def parse(
         fit = Fit.INSIDE  # with one side given, every fit scales to that side: one canonical form
     spec = ResizeSpec(width, height, fit, fmt, quality, enlarge, background, keep_copyright, negotiated)
     return ImageRequest(key=key, spec=spec)
+
+
+def _split_canonical(raw_path: str, version: str) -> tuple[str, dict[str, list[str]]] | None:
+    """(/<key>, its query) for a canonical path, or None when the path is not one."""
+    prefix = f"/{version}/"
+    if not raw_path.startswith(prefix):
+        return None
+    head, _, last = raw_path[len(prefix):].rpartition("/")
+    if not head or not _SEGMENT.fullmatch(last) or "fm=" not in last:
+        return None
+    query: dict[str, list[str]] = {}
+    for pair in last.split(","):
+        name, _, value = pair.partition("=")
+        query.setdefault(name, []).append(value)
+    return "/" + head, query
+
+
+def parse_picture(raw_path: str, query: Mapping[str, Sequence[str]], accept: str = "") -> PictureRequest:
+    """GET /<key>?picture[=json|html][&alt=...][&sizes=...]: JSON when asked by value or by Accept."""
+    values: dict[str, str] = {}
+    for name, given in query.items():
+        if name not in ("picture", "alt", "sizes"):
+            raise BadParameter(name, "only alt and sizes go with picture")
+        if len(given) != 1:
+            raise BadParameter(name, "given more than once")
+        values[name] = given[0]
+    mode = values["picture"].strip().lower()
+    if mode not in ("", "json", "html"):
+        raise BadParameter("picture", "must be json, html or empty (then Accept decides)")
+    as_json = mode == "json" or (not mode and "application/json" in _accepted_types(accept))
+    return PictureRequest(parse_key(raw_path), as_json, values.get("alt", ""), values.get("sizes", ""),
+                          negotiated=not mode)
+
+
+def normalize(
+    raw_path: str,
+    query: Mapping[str, Sequence[str]],
+    accept: str = "",
+    *,
+    max_side: int = 4096,
+    presets: Mapping[str, str] | None = None,
+    version: str = "v1",
+) -> str:
+    """What the edge function rewrites a request to: its canonical path (plus query, for ?picture). The
+    contract both sides are tested against; raises what the API would answer instead."""
+    if "picture" in query:
+        picture = parse_picture(raw_path, query, accept)
+        return f"{ImageRequest(picture.key, None).canonical_path(version)}?{picture.canonical_query()}"
+    request = parse(raw_path, query, accept, max_side=max_side, presets=presets, version=version)
+    return request.canonical_path(version)
 
 
 def _canonical_values(query: Mapping[str, Sequence[str]]) -> dict[str, str]:
@@ -366,6 +456,7 @@ def _apply_dpr(
     if not sides:
         return width, height
     shrink = min(1.0, max_side / max(sides))
-    scaled = [None if s is None else max(1, round(s * dpr * shrink)) for s in (width, height)]
+    # half up, not Python's half to even: the edge function (JavaScript's Math.round) must agree
+    scaled = [None if s is None else max(1, math.floor(s * dpr * shrink + 0.5)) for s in (width, height)]
     return scaled[0], scaled[1]
 

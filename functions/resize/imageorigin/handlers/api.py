@@ -6,22 +6,30 @@ import json
 from http import HTTPStatus
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import observability, picture, runtime, service, spec
 from ..config import get_settings
-from ..errors import BadParameter, ImageServiceError, MethodNotAllowed
+from ..config import Settings
+from ..errors import ImageServiceError, MethodNotAllowed
 from ..service import Delivery
+
+# Set by the CloudFront distribution on requests it sends this API (an origin custom header): a stored variant
+# too large to answer inline is then a 302 to its own canonical path, which the edge serves from the bucket.
+EDGE_HEADER = "x-imageorigin-edge"
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    return CORSConfig(allow_origin=settings.cors_allow_origin) if settings.cors_allow_origin else None
+
 
 logger = Logger()
 metrics = Metrics()
 tracer = observability.tracer(enabled=not get_settings().tracing_disabled)
-app = APIGatewayRestResolver()
-
-_COMMON_HEADERS = {"X-Content-Type-Options": "nosniff"}
+app = APIGatewayRestResolver(cors=_cors(get_settings()))
 
 
 @app.route(".+", method=["GET", "HEAD"])
@@ -30,36 +38,36 @@ def get_image() -> Response:
     event = app.current_event
     settings = get_settings()
     query = event.multi_value_query_string_parameters or {}
+    accept = event.headers.get("accept", "")
     if "picture" in query:
-        return _picture(event.path, query, event.headers.get("accept", ""))
-    request = spec.parse(
-        event.path,
-        query,
-        event.headers.get("accept", ""),
-        max_side=settings.max_output_side,
-        presets=settings.presets,
-    )
+        return _picture(spec.parse_picture(event.path, query, accept))
+    request = spec.parse(event.path, query, accept, max_side=settings.max_output_side, presets=settings.presets,
+                         version=settings.key_version)
     delivery = service.get_or_render(request, runtime.store(), settings,
-                                     app.lambda_context.get_remaining_time_in_millis)
+                                     app.lambda_context.get_remaining_time_in_millis,
+                                     via_edge=event.headers.get(EDGE_HEADER) is not None)
     _record(delivery)
     return _response(delivery, head=event.http_method == "HEAD", if_none_match=event.headers.get("if-none-match"))
 
 
-def _picture(path: str, query: dict[str, list[str]], accept: str) -> Response:
-    """GET /<key>?picture[&alt=...][&sizes=...]: the pre-warmed ladder as a <picture> element, or JSON."""
-    for name, values in query.items():
-        if name not in ("picture", "alt", "sizes"):
-            raise BadParameter(name, "only alt and sizes go with picture")
-        if len(values) != 1:
-            raise BadParameter(name, "given more than once")
-    manifest = service.picture_manifest(spec.parse_key(path), runtime.store(), get_settings())
-    headers = {"Cache-Control": "public, max-age=300", "Vary": "Accept", **_COMMON_HEADERS}
-    if "application/json" in accept:
+def _picture(request: spec.PictureRequest) -> Response:
+    """GET /<key>?picture[=json|html][&alt=...][&sizes=...]: the pre-warmed ladder as a <picture> element or JSON."""
+    manifest = service.picture_manifest(request.key, runtime.store(), get_settings())
+    headers = {"Cache-Control": "public, max-age=300", **_common_headers(*["Accept"] * request.negotiated)}
+    if request.as_json:
         return Response(status_code=HTTPStatus.OK, content_type="application/json",
                         body=json.dumps(picture.as_json(manifest)), headers=headers)
-    markup = picture.html(manifest, alt=query.get("alt", [""])[0], sizes=query.get("sizes", [""])[0])
+    markup = picture.html(manifest, alt=request.alt, sizes=request.sizes)
     return Response(status_code=HTTPStatus.OK, content_type="text/html; charset=utf-8", body=markup,
                     headers=headers)
+
+
+def _common_headers(*vary: str) -> dict[str, str]:
+    """On every answer: no MIME sniffing, and Vary naming `vary` plus Origin when CORS admits one origin only
+    (caches must then keep answers per Origin)."""
+    origin = get_settings().cors_allow_origin
+    names = [*vary, *(["Origin"] if origin and origin != "*" else [])]
+    return {"X-Content-Type-Options": "nosniff", **({"Vary": ", ".join(names)} if names else {})}
 
 
 @app.route(".+", method=["POST", "PUT", "PATCH", "DELETE"])
@@ -87,7 +95,7 @@ def on_unexpected(error: Exception) -> Response:
 def _error(status: HTTPStatus, body: dict[str, object]) -> Response:
     cache_control = get_settings().error_cache_control if status < HTTPStatus.INTERNAL_SERVER_ERROR else "no-store"
     return Response(status_code=int(status), content_type="application/json", body=json.dumps(body),
-                    headers={"Cache-Control": cache_control, **_COMMON_HEADERS})
+                    headers={"Cache-Control": cache_control, **_common_headers()})
 
 
 def _response(delivery: Delivery, *, head: bool, if_none_match: str | None) -> Response:
@@ -95,10 +103,8 @@ def _response(delivery: Delivery, *, head: bool, if_none_match: str | None) -> R
         "Cache-Control": delivery.cache_control,
         "ETag": delivery.etag,
         "Server-Timing": _server_timing(delivery),
-        **_COMMON_HEADERS,
+        **_common_headers(*["Accept"] * delivery.vary_accept),
     }
-    if delivery.vary_accept:
-        headers["Vary"] = "Accept"
     if delivery.location is not None:
         headers["Location"] = delivery.location
         return Response(status_code=HTTPStatus.FOUND, content_type=delivery.content_type, body="", headers=headers)
