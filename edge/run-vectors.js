@@ -46,7 +46,10 @@ const results = table.vectors.map((vector) => {
   if (out.statusCode !== undefined) {
     return {status: out.statusCode, headers: out.headers, body: JSON.parse(out.body.data)};
   }
-  const query = Object.keys(out.querystring).map((name) => `${name}=${out.querystring[name].value}`).join('&');
+  const query = Object.keys(out.querystring).flatMap((name) => {
+    const entry = out.querystring[name];
+    return (entry.multiValue || [entry]).map((v) => `${name}=${v.value}`);
+  }).join('&');
   return {uri: out.uri + (query ? `?${query}` : '')};
 });
 process.stdout.write(JSON.stringify({bytes: Buffer.byteLength(source), results}));

@@ -17,6 +17,9 @@ var EXTENSIONS = {jpg: 'jpeg', jpeg: 'jpeg', jpe: 'jpeg', png: 'png', webp: 'web
 var LEGACY = {jpeg: 'jpeg', png: 'png', gif: 'gif'};
 var QUALITY = {jpeg: 80, webp: 80, avif: 60};
 var BOOL = {'0': 0, 'false': 0, '1': 1, 'true': 1};
+var FM_NAMES = {fm: 1, format: 1, encoding: 1};
+// thumbor URLs (/unsafe/... or /<HMAC-SHA1>/...) go to the function as sent: their signature covers the path
+var THUMBOR = /^\/(unsafe|[A-Za-z0-9_-]{27}=)\/./;
 
 function own(map, name) {
   return Object.prototype.hasOwnProperty.call(map, name) ? map[name] : undefined;
@@ -248,6 +251,20 @@ function pictureQuery(query, accept) {
   return out;
 }
 
+// A signed request keeps its query for the function to verify (sorted, re-encoded; `s` does not cover the format,
+// so fm=auto is resolved here like any other).
+function signedQuery(key, query, accept) {
+  var out = {};
+  Object.keys(query).sort().forEach(function (name) {
+    var values = query[name].map(function (v) {
+      var auto = own(FM_NAMES, name.toLowerCase()) && v.trim().toLowerCase() === 'auto';
+      return {value: encode(auto ? negotiate(accept, formatHint(key)) : v, false)};
+    });
+    out[encode(name, false)] = values.length > 1 ? {value: values[0].value, multiValue: values} : values[0];
+  });
+  return out;
+}
+
 function handler(event) {
   var request = event.request;
   var accept = request.headers.accept ? request.headers.accept.value : '';
@@ -257,7 +274,14 @@ function handler(event) {
     var given = entry.multiValue ? entry.multiValue.map(function (v) { return v.value; }) : [entry.value];
     query[decode(raw)] = given.map(decode);
   }
+  if (THUMBOR.test(request.uri)) return request;
   try {
+    if (own(query, 's') !== undefined) {
+      var signedKey = parseKey(request.uri);
+      request.querystring = signedQuery(signedKey, query, accept);
+      request.uri = '/' + encode(signedKey, true);
+      return request;
+    }
     if (own(query, 'picture') !== undefined) {
       request.querystring = pictureQuery(query, accept);
       request.uri = '/' + encode(parseKey(request.uri), true);

@@ -87,11 +87,14 @@ def test_cache_bucket_expires_variants(template: dict) -> None:
 
 
 def test_resize_function_may_only_read_originals(template: dict) -> None:
-    statements = template["Resources"]["ResizeFunction"]["Properties"]["Policies"][0]["Statement"]
+    statements = [s["Fn::If"][1] if "Fn::If" in s else s
+                  for s in template["Resources"]["ResizeFunction"]["Properties"]["Policies"][0]["Statement"]]
     on_originals = [s for s in statements if "-originals-" in str(s["Resource"])]
     actions = {a for s in on_originals for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert actions == {"s3:GetObject", "s3:ListBucket"}
     assert "*" not in str([s["Action"] for s in statements])
+    keys = [s for s in statements if s["Sid"] == "ReadSigningKeys"]
+    assert keys and keys[0]["Action"] == "ssm:GetParameter" and "${SigningKeysParameter}" in str(keys[0]["Resource"])
 
 
 def test_api_returns_binary_and_routes_every_key(template: dict) -> None:

@@ -61,6 +61,35 @@ DEFAULT_PRESETS = MappingProxyType({
 })
 
 
+def _secrets(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _signatures(raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in ("auto", "required", "optional"):
+        raise ValueError("must be auto, required or optional")
+    return mode
+
+
+def _key_source(raw: str) -> str:
+    raw = raw.strip()
+    if raw and not raw.startswith(("ssm:", "secretsmanager:")):
+        raise ValueError("must be ssm:<parameter name> or secretsmanager:<secret id>")
+    return raw
+
+
+def _sizes(raw: str) -> tuple[int, ...]:
+    return tuple(sorted({_positive_int(part) for part in raw.split(",") if part.strip()}))
+
+
+def _step(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 (off) or a positive number of pixels")
+    return value
+
+
 def _enabled(raw: str) -> bool:
     if raw.strip().lower() not in ("true", "false", "1", "0"):
         raise ValueError("must be true or false")
@@ -130,6 +159,31 @@ class Settings:
     )
     cors_allow_origin: str = _setting(
         "CORS_ALLOW_ORIGIN", "*", _text, "Access-Control-Allow-Origin for browsers' cross-origin reads; empty = no CORS"
+    )
+    signing_keys: tuple[str, ...] = _setting(
+        "SIGNING_KEYS", (), _secrets, "URL signing keys, comma-separated, all accepted (rotation); local use"
+    )
+    signing_keys_source: str = _setting(
+        "SIGNING_KEYS_SOURCE", "", _key_source,
+        "where AWS keeps more keys: ssm:<SecureString parameter> or secretsmanager:<secret>, comma-separated",
+    )
+    signatures: str = _setting(
+        "SIGNATURES", "auto", _signatures, "auto (required when a key is configured), required or optional"
+    )
+    allow_unsafe: bool = _setting(
+        "ALLOW_UNSAFE", False, _enabled, "true: thumbor /unsafe/ URLs are served even when signatures are required"
+    )
+    presets_only: bool = _setting(
+        "PRESETS_ONLY", False, _enabled, "true: unsigned requests may only ask for presets (any format)"
+    )
+    allowed_widths: tuple[int, ...] = _setting(
+        "ALLOWED_WIDTHS", (), _sizes, "widths unsigned requests may ask for, comma-separated; empty = any"
+    )
+    allowed_heights: tuple[int, ...] = _setting(
+        "ALLOWED_HEIGHTS", (), _sizes, "heights unsigned requests may ask for, comma-separated; empty = any"
+    )
+    size_step: int = _setting(
+        "SIZE_STEP", 0, _step, "unsigned widths and heights are rounded up to a multiple of this; 0 = off"
     )
     tracing_disabled: bool = _setting(
         "POWERTOOLS_TRACE_DISABLED", False, _enabled, "true: no X-Ray tracing, and its SDK is never imported"

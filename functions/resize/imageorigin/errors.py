@@ -38,6 +38,27 @@ class BadKey(ImageServiceError):
     code = "bad_key"
 
 
+class BadSignature(ImageServiceError):
+    """The URL's signature was made with none of the active keys (or the URL was changed after signing)."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "bad_signature"
+
+
+class SignatureExpired(ImageServiceError):
+    """The signature is genuine but its exp= time has passed."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "signature_expired"
+
+
+class SignatureRequired(ImageServiceError):
+    """This service only renders signed URLs (or presets, or allowed sizes) and this one is not."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "signature_required"
+
+
 class OriginalNotFound(ImageServiceError):
     """No original exists at the requested key."""
 

@@ -23,6 +23,33 @@ class Fit(StrEnum):
     CONTAIN = "contain"  # keep aspect, fit in the box, pad the rest with bg
     FILL = "fill"  # ignore aspect, stretch to the box
     OUTSIDE = "outside"  # keep aspect, cover the box without cropping
+    ADAPTIVE = "adaptive"  # inside, with the box turned to the original's orientation (thumbor's adaptive-fit-in)
+
+
+class HAlign(StrEnum):
+    """Which part of the width a cover crop keeps."""
+
+    LEFT = "left"
+    CENTER = "center"
+    RIGHT = "right"
+
+
+class VAlign(StrEnum):
+    """Which part of the height a cover crop keeps."""
+
+    TOP = "top"
+    MIDDLE = "middle"
+    BOTTOM = "bottom"
+
+
+class Trim(StrEnum):
+    """Which corner's colour a trim removes from the borders."""
+
+    TOP_LEFT = "top-left"
+    BOTTOM_RIGHT = "bottom-right"
+
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom in the upright original's pixels
 
 
 class Format(StrEnum):
@@ -89,6 +116,7 @@ _DPR = re.compile(r"[0-9](\.[0-9]{1,3})?")
 _HEX = re.compile(r"([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 _BOX = re.compile(r"([0-9]{1,6})[*xX]([0-9]{1,6})")
 _BOOL = {"0": False, "false": False, "1": True, "true": True}
+_THUMBOR = re.compile(r"/(unsafe|[A-Za-z0-9_-]{27}=)/.", re.S)  # the edge's test for a thumbor URL
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # The last segment of a canonical path: name=value pairs joined by commas, always with the format.
 _SEGMENT = re.compile(r"[a-z]+=[^,=/]*(?:,[a-z]+=[^,=/]*)*")
@@ -107,10 +135,36 @@ class ResizeSpec:
     background: str = "ffffff"
     keep_copyright: bool = False  # carry the original's EXIF Copyright (and nothing else) into the output
     negotiated: bool = False  # the format was chosen from Accept: the answer varies by it
+    # From thumbor URLs (imageorigin.thumbor); each is left out of the canonical form at its default.
+    crop: Box | None = None  # manual crop before anything else
+    trim: Trim | None = None  # remove borders of the colour of that corner (within trim_tolerance)
+    trim_tolerance: int = 0
+    halign: HAlign = HAlign.CENTER  # cover crop anchor
+    valign: VAlign = VAlign.MIDDLE
+    smart: bool = False  # cover crop centred on the most detailed region
+    focal: Box | None = None  # cover crop centred on this region
+    flip_h: bool = False
+    flip_v: bool = False
+    rotate: int = 0  # degrees counter-clockwise, a multiple of 90, after the resize
+    grayscale: bool = False
+    blur: float = 0.0  # Gaussian sigma, px of the output
+    sharpen: tuple[float, float, bool] | None = None  # amount, radius, luminance only
+    flatten: bool = False  # transparency composited onto bg in every format, not only JPEG
+    max_bytes: int | None = None  # lower the quality until the encoded image fits
 
     @property
     def resizes(self) -> bool:
         return self.width is not None or self.height is not None
+
+    @property
+    def crops_to_box(self) -> bool:
+        return self.fit is Fit.COVER and self.width is not None and self.height is not None
+
+    @property
+    def plain(self) -> bool:
+        """Only a resize and an encoding: nothing a pre-warm ladder could not derive from a larger member."""
+        return self == ResizeSpec(self.width, self.height, self.fit, self.format, self.quality, self.enlarge,
+                                  self.background, self.keep_copyright, self.negotiated)
 
     def canonical(self) -> str:
         """The one spelling of this spec: the cache key's last segment and the signed string."""
@@ -130,7 +184,41 @@ class ResizeSpec:
             parts.append(f"q={self.quality}")
         if self.keep_copyright:
             parts.append("copyright=1")
-        return ",".join(parts)
+        return ",".join(parts + self._effects())
+
+    def _effects(self) -> list[str]:
+        """The canonical spelling of everything beyond the resize, in a fixed order."""
+        parts: list[str] = []
+        if self.crop:
+            parts.append("crop=" + ".".join(map(str, self.crop)))
+        if self.trim:
+            parts.append(f"trim={self.trim}.{self.trim_tolerance}")
+        if self.crops_to_box:
+            if self.focal:
+                parts.append("focal=" + ".".join(map(str, self.focal)))
+            elif self.smart:
+                parts.append("smart=1")
+            else:
+                if self.halign is not HAlign.CENTER:
+                    parts.append(f"halign={self.halign}")
+                if self.valign is not VAlign.MIDDLE:
+                    parts.append(f"valign={self.valign}")
+        if self.flip_h or self.flip_v:
+            parts.append("flip=" + "h" * self.flip_h + "v" * self.flip_v)
+        if self.rotate % 360:
+            parts.append(f"rotate={self.rotate % 360}")
+        if self.grayscale:
+            parts.append("gray=1")
+        if self.blur:
+            parts.append(f"blur={self.blur:g}")
+        if self.sharpen:
+            amount, radius, luminance = self.sharpen
+            parts.append(f"sharpen={amount:g}:{radius:g}:{int(luminance)}")
+        if self.flatten:
+            parts.append("flatten=1")
+        if self.max_bytes:
+            parts.append(f"maxbytes={self.max_bytes}")
+        return parts
 
     def query(self) -> str:
         """The shortest URL query that parses back to this spec (defaults left out), for links we hand out."""
@@ -355,6 +443,15 @@ def normalize(
 ) -> str:
     """What the edge function rewrites a request to: its canonical path (plus query, for ?picture). The
     contract both sides are tested against; raises what the API would answer instead."""
+    if _THUMBOR.match(raw_path):  # thumbor URLs reach the function as sent: their signature covers the path
+        return raw_path
+    if "s" in query:  # signed: the query stays for the function to verify; fm=auto is resolved here
+        key = parse_key(raw_path)
+        pairs = [(name, negotiate(accept, format_hint(key)).value
+                  if name.lower() in ("fm", "format", "encoding") and value.strip().lower() == "auto" else value)
+                 for name in sorted(query) for value in query[name]]
+        encoded = "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs)
+        return f"{ImageRequest(key, None).canonical_path(version)}?{encoded}"
     if "picture" in query:
         picture = parse_picture(raw_path, query, accept)
         return f"{ImageRequest(picture.key, None).canonical_path(version)}?{picture.canonical_query()}"

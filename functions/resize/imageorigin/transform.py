@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageCms, ImageMath, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageCms, ImageFilter, ImageMath, ImageSequence, UnidentifiedImageError
 
 from .errors import TooLarge, Undecodable, UnsupportedType
-from .spec import Fit, Format, ResizeSpec
+from .spec import Fit, Format, HAlign, ResizeSpec, Trim, VAlign
 
 # Pillow sniffs by content: this list is the allow-list of decoders, so nothing else (EPS, PSD, TIFF...) is parsed.
 # HEIF/HEIC (phone uploads) is decoded by pillow-heif, loaded only when an original's header says HEIF.
@@ -159,13 +159,16 @@ def render(data: bytes, spec: ResizeSpec, limits: Limits) -> Rendered:
         if frames > 1 and fmt in (Format.GIF, Format.WEBP):
             return _render_animation(image, frames, spec, fmt, limits)
         orientation = _orientation(image)
-        plan = _plan(_upright_size(image.size, orientation), spec, limits.max_side)
+        upright = _upright_size(image.size, orientation)
+        region, focus = _region_and_focus(data, spec, upright, limits)
+        plan = _plan(upright, spec, limits.max_side, region, focus)
         icc = image.info.get("icc_profile")
         exif = _copyright_exif(image) if spec.keep_copyright else None
         picture, box = _decode_upright(image, plan, orientation)
-        picture = _to_srgb(_resize(picture, plan, box), icc)
-        picture = _for_output(picture, fmt, spec, plan.canvas)
-        return Rendered(_encode(picture, fmt, spec.quality_for(fmt), exif), fmt, picture.width, picture.height)
+        picture = _effects(_to_srgb(_resize(picture, plan, box), icc), spec)
+        picture = _turned(_for_output(picture, fmt, spec, plan.canvas), spec)
+        encoded = _encode_within(picture, fmt, spec, exif)
+        return Rendered(encoded, fmt, picture.width, picture.height)
 
 
 def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits) -> list[Rendered]:
@@ -183,7 +186,7 @@ def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits) -> lis
         upright = _upright_size(image.size, orientation)
         plans = [_plan(upright, spec, limits.max_side) for spec in specs]
         chained = [i for i, (spec, plan) in enumerate(zip(specs, plans, strict=True))
-                   if plan.canvas is None and plan.box == (0, 0, *upright)
+                   if spec.plain and plan.canvas is None and plan.box == (0, 0, *upright)
                    and not (animated and _output_format(spec.format, source_format) in (Format.GIF, Format.WEBP))]
         if chained:
             sizes = sorted({plans[i].size for i in chained}, key=lambda size: size[0] * size[1], reverse=True)
@@ -216,15 +219,15 @@ def _decode_upright(image: Image.Image, plan: _Plan, orientation: int) -> tuple[
 
 def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Format, limits: Limits) -> Rendered:
     """Every frame resized alike, with its duration; the loop count kept (GIF without one plays once)."""
-    plan = _plan(image.size, spec, limits.max_side)
+    plan = _plan(image.size, spec, limits.max_side, _clamped(spec.crop, image.size) if spec.crop else None)
     loop = image.info.get("loop")
     pictures: list[Image.Image] = []
     durations: list[int] = []
     with _decoding("a frame of the animation is damaged"):
         for frame in ImageSequence.Iterator(image):
-            picture = _resize(_normalize_mode(frame), plan, plan.box)
+            picture = _effects(_resize(_normalize_mode(frame), plan, plan.box), spec)
             durations.append(int(frame.info.get("duration") or 0))  # WebP sets it when the frame loads
-            pictures.append(_for_output(picture, fmt, spec, plan.canvas))
+            pictures.append(_turned(_for_output(picture, fmt, spec, plan.canvas), spec))
     out = io.BytesIO()
     first, rest = pictures[0], pictures[1:]
     first.info = {}
@@ -323,13 +326,18 @@ def _upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
 
 
-def _plan(upright: tuple[int, int], spec: ResizeSpec, max_side: int) -> _Plan:
-    """Where to crop, what size to scale to, and what to pad, all decided from the header's dimensions."""
-    sw, sh = upright
-    full = (0.0, 0.0, float(sw), float(sh))
+def _plan(upright: tuple[int, int], spec: ResizeSpec, max_side: int,
+          region: tuple[int, int, int, int] | None = None, focus: tuple[float, float] | None = None) -> _Plan:
+    """Where to crop, what size to scale to, and what to pad, decided from the header's dimensions (and, for a
+    manual crop, a trim or a smart crop, the `region` of the original to use and the `focus` to centre on)."""
+    rx, ry, rx1, ry1 = region or (0, 0, *upright)
+    sw, sh = rx1 - rx, ry1 - ry
+    full = (float(rx), float(ry), float(rx1), float(ry1))
     w, h = spec.width, spec.height
     if w is None and h is None:
         return _Plan(full, _capped((sw, sh), max_side))
+    if spec.fit is Fit.ADAPTIVE and w and h and (w > h) != (sw > sh):
+        w, h = h, w  # turn the box to the original's orientation
     ratios = [r for r in (w / sw if w else None, h / sh if h else None) if r is not None]
     cap = 1.0 if not spec.enlarge else math.inf
 
@@ -338,13 +346,175 @@ def _plan(upright: tuple[int, int], spec: ResizeSpec, max_side: int) -> _Plan:
     if spec.fit is Fit.COVER and w and h:
         target = w / h
         cw, ch = (sh * target, float(sh)) if sw / sh > target else (float(sw), sw / target)
-        x0, y0 = (sw - cw) / 2, (sh - ch) / 2
+        x0 = _anchor(sw, cw, focus[0] - rx if focus else None, _H_ANCHOR[spec.halign])
+        y0 = _anchor(sh, ch, focus[1] - ry if focus else None, _V_ANCHOR[spec.valign])
         scale = min(w / cw, cap)
-        return _Plan((x0, y0, x0 + cw, y0 + ch), _capped((_px(cw * scale), _px(ch * scale)), max_side))
+        return _Plan((rx + x0, ry + y0, rx + x0 + cw, ry + y0 + ch),
+                     _capped((_px(cw * scale), _px(ch * scale)), max_side))
     scale = min(max(ratios) if spec.fit is Fit.OUTSIDE else min(ratios), cap)
     size = _capped((_px(sw * scale), _px(sh * scale)), max_side)
     canvas = (w, h) if spec.fit is Fit.CONTAIN and w and h else None
     return _Plan(full, size, canvas)
+
+
+_H_ANCHOR = {HAlign.LEFT: 0.0, HAlign.CENTER: 0.5, HAlign.RIGHT: 1.0}
+_V_ANCHOR = {VAlign.TOP: 0.0, VAlign.MIDDLE: 0.5, VAlign.BOTTOM: 1.0}
+
+
+def _anchor(length: float, window: float, focus: float | None, fraction: float) -> float:
+    """Where a crop window starts along one axis: centred on `focus` if given, else at `fraction` of the slack."""
+    slack = length - window
+    if focus is None:
+        return slack * fraction
+    return min(max(focus - window / 2, 0.0), slack)
+
+
+def _clamped(box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A manual crop kept inside the image (at least one pixel)."""
+    left, top = min(box[0], size[0] - 1), min(box[1], size[1] - 1)
+    return left, top, max(left + 1, min(box[2], size[0])), max(top + 1, min(box[3], size[1]))
+
+
+def _region_and_focus(data: bytes, spec: ResizeSpec, upright: tuple[int, int],
+                      limits: Limits) -> tuple[tuple[int, int, int, int] | None, tuple[float, float] | None]:
+    """The part of the original to use (manual crop, then trim) and the point a cover crop centres on (a focal
+    region, else the most detailed region for smart crops), in upright pixels."""
+    region = _clamped(spec.crop, upright) if spec.crop else None
+    if spec.trim:
+        picture, scale = _analysis(data, limits, None)
+        if region:
+            picture = picture.crop(region)
+        found = _trimmed_box(picture, spec.trim, spec.trim_tolerance)
+        if found:
+            ox, oy = region[:2] if region else (0, 0)
+            region = (ox + found[0], oy + found[1], ox + found[2], oy + found[3])
+    focus = None
+    if spec.crops_to_box and spec.focal:
+        focus = ((spec.focal[0] + spec.focal[2]) / 2, (spec.focal[1] + spec.focal[3]) / 2)
+    elif spec.crops_to_box and spec.smart:
+        focus = _smart_focus(data, spec, region or (0, 0, *upright), limits)
+    return region, focus
+
+
+SMART_ANALYSIS_SIDE = 256  # the smart crop looks at the original at most this large
+
+
+def _analysis(data: bytes, limits: Limits, side: int | None) -> tuple[Image.Image, float]:
+    """The original decoded upright in RGB(A) for analysis, at most `side` px (JPEGs drafted), and its scale."""
+    with _open(data, limits) as image:
+        orientation = _orientation(image)
+        width = _upright_size(image.size, orientation)[0]
+        with _decoding("the original is damaged or truncated"):
+            if side and image.format == "JPEG":
+                image.draft("RGB", (side, side))
+            image.load()
+        picture = _normalize_mode(image)
+        if orientation in _ORIENT:
+            picture = picture.transpose(_ORIENT[orientation])
+        picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
+        if side and max(picture.size) > side:
+            picture.thumbnail((side, side), Image.Resampling.BOX)
+        return picture, picture.width / width
+
+
+def _trimmed_box(picture: Image.Image, corner: Trim, tolerance: int) -> tuple[int, int, int, int] | None:
+    """The bounding box of the pixels farther than `tolerance` (RGB distance) from the corner's colour."""
+    x, y = (0, 0) if corner is Trim.TOP_LEFT else (picture.width - 1, picture.height - 1)
+    rgb = picture.convert("RGB")
+    difference = ImageChops.difference(rgb, Image.new("RGB", rgb.size, rgb.getpixel((x, y))))
+    r, g, b = (band.convert("F") for band in difference.split())
+    mask = ImageMath.lambda_eval(lambda a: (a["r"] * a["r"] + a["g"] * a["g"] + a["b"] * a["b"])
+                                 > tolerance * tolerance, r=r, g=g, b=b).convert("L")
+    return mask.getbbox()
+
+
+def _smart_focus(data: bytes, spec: ResizeSpec, region: tuple[int, int, int, int],
+                 limits: Limits) -> tuple[float, float]:
+    """Content-aware crop: the centre of the crop window (of the output's aspect) holding the most edge energy.
+
+    Edges (FIND_EDGES on luminance, squared) stand in for saliency: faces, text and subjects are detailed, skies,
+    walls and backgrounds are not. The window slides along the one axis the cover crop cuts.
+    """
+    picture, scale = _analysis(data, limits, SMART_ANALYSIS_SIDE)
+    box = tuple(round(v * scale) for v in region)
+    grey = picture.crop(box).convert("L")
+    energy = grey.filter(ImageFilter.FIND_EDGES).point(lambda v: min(255, v * v // 16))
+    width, height = grey.size
+    target = spec.width / spec.height  # type: ignore[operator]
+    centre = [(region[0] + region[2]) / 2, (region[1] + region[3]) / 2]
+    if width / height > target:  # too wide: choose the columns
+        window = max(1, round(height * target))
+        profile = list(energy.resize((width, 1), Image.Resampling.BOX).tobytes())
+        centre[0] = region[0] + (_best_window(profile, window) + window / 2) / scale
+    else:
+        window = max(1, round(width / target))
+        profile = list(energy.resize((1, height), Image.Resampling.BOX).tobytes())
+        centre[1] = region[1] + (_best_window(profile, window) + window / 2) / scale
+    return centre[0], centre[1]
+
+
+def _best_window(profile: list[int], window: int) -> int:
+    """The start of the `window`-long run of `profile` with the largest sum (ties: the one nearest the middle)."""
+    if window >= len(profile):
+        return 0
+    sums = [sum(profile[:window])]
+    for i in range(window, len(profile)):
+        sums.append(sums[-1] + profile[i] - profile[i - window])
+    middle = (len(profile) - window) / 2
+    return max(range(len(sums)), key=lambda i: (sums[i], -abs(i - middle)))
+
+
+def _effects(picture: Image.Image, spec: ResizeSpec) -> Image.Image:
+    """Thumbor's pixel filters, on the resized sRGB picture: grayscale, blur, sharpen."""
+    if spec.grayscale and picture.mode not in ("L", "LA"):
+        picture = picture.convert("LA" if "A" in picture.mode else "L")
+    if spec.blur:
+        picture = picture.filter(ImageFilter.GaussianBlur(spec.blur))
+    if spec.sharpen:
+        amount, radius, luminance_only = spec.sharpen
+        sharpen = ImageFilter.UnsharpMask(radius=radius, percent=round(amount * 100), threshold=0)
+        if luminance_only and picture.mode in ("RGB", "RGBA"):
+            alpha = picture.getchannel("A") if picture.mode == "RGBA" else None
+            y, cb, cr = picture.convert("YCbCr").split()
+            picture = Image.merge("YCbCr", (y.filter(sharpen), cb, cr)).convert("RGB")
+            if alpha is not None:
+                picture.putalpha(alpha)
+        else:
+            picture = picture.filter(sharpen)
+    return picture
+
+
+def _turned(picture: Image.Image, spec: ResizeSpec) -> Image.Image:
+    """Flips (thumbor's negative sizes), then rotation, on the finished picture."""
+    if spec.flip_h:
+        picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if spec.flip_v:
+        picture = picture.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    turns = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    if spec.rotate % 360 in turns:
+        picture = picture.transpose(turns[spec.rotate % 360])
+    return picture
+
+
+MIN_QUALITY = 10  # max_bytes lowers the quality no further than this
+
+
+def _encode_within(picture: Image.Image, fmt: Format, spec: ResizeSpec, exif: bytes | None) -> bytes:
+    """Encode at the spec's quality; with max_bytes, the highest quality (binary search) whose output fits, down
+    to MIN_QUALITY (lossless formats are encoded once: their size does not depend on a quality)."""
+    quality = spec.quality_for(fmt)
+    encoded = _encode(picture, fmt, quality, exif)
+    if not spec.max_bytes or len(encoded) <= spec.max_bytes or quality is None:
+        return encoded
+    low, high, best = MIN_QUALITY, quality - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        attempt = _encode(picture.copy(), fmt, middle, exif)
+        if len(attempt) <= spec.max_bytes:
+            best, low = attempt, middle + 1
+        else:
+            high = middle - 1
+    return best if best is not None else _encode(picture.copy(), fmt, MIN_QUALITY, exif)
 
 
 def _px(value: float) -> int:
@@ -452,6 +622,10 @@ def _for_output(image: Image.Image, fmt: Format, spec: ResizeSpec, canvas: tuple
         padded.paste(image.convert(mode), ((canvas[0] - image.width) // 2, (canvas[1] - image.height) // 2))
         image = padded
     has_alpha = image.mode in ("RGBA", "LA")
+    if spec.flatten and has_alpha and fmt is not Format.JPEG:
+        flat = Image.new("RGB", image.size, background)
+        flat.paste(image.convert("RGBA"), mask=image.getchannel("A"))
+        image, has_alpha = flat, False
     if fmt is Format.JPEG:
         if has_alpha:
             flat = Image.new("RGB", image.size, background)

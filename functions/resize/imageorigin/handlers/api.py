@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from http import HTTPStatus
 
 from aws_lambda_powertools import Logger, Metrics
@@ -11,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import observability, picture, runtime, service, spec
+from .. import access, observability, picture, runtime, service, spec
 from ..config import get_settings
 from ..config import Settings
 from ..errors import ImageServiceError, MethodNotAllowed
@@ -39,15 +41,30 @@ def get_image() -> Response:
     settings = get_settings()
     query = event.multi_value_query_string_parameters or {}
     accept = event.headers.get("accept", "")
-    if "picture" in query:
+    thumbor_url = access.is_thumbor(event.path) and not query
+    if "picture" in query and not thumbor_url:
         return _picture(spec.parse_picture(event.path, query, accept))
-    request = spec.parse(event.path, query, accept, max_side=settings.max_output_side, presets=settings.presets,
-                         version=settings.key_version)
+    keys = runtime.signing_keys()
+    if thumbor_url:
+        request = access.admit_thumbor(event.path, settings, keys)
+    else:
+        request = access.admit_query(event.path, query, accept, settings, keys)
+    # through the edge, a too-large variant is a 302 to its canonical path; a thumbor URL's is not one the edge
+    # reads, so those get a presigned URL
+    via_edge = event.headers.get(EDGE_HEADER) is not None and not thumbor_url
     delivery = service.get_or_render(request, runtime.store(), settings,
-                                     app.lambda_context.get_remaining_time_in_millis,
-                                     via_edge=event.headers.get(EDGE_HEADER) is not None)
+                                     app.lambda_context.get_remaining_time_in_millis, via_edge=via_edge)
+    delivery = _within_expiry(delivery, query)
     _record(delivery)
     return _response(delivery, head=event.http_method == "HEAD", if_none_match=event.headers.get("if-none-match"))
+
+
+def _within_expiry(delivery: Delivery, query: dict[str, list[str]]) -> Delivery:
+    """A signed URL with exp= is not kept by caches past its expiry (admit_query checked it is a Unix time)."""
+    if "exp" not in query or not delivery.cache_control.startswith("public"):
+        return delivery
+    left = max(0, int(query["exp"][0]) - int(time.time()))
+    return replace(delivery, cache_control=f"public, max-age={left}")
 
 
 def _picture(request: spec.PictureRequest) -> Response:
