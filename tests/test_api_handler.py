@@ -291,3 +291,27 @@ def test_with_one_allowed_origin_caches_keep_answers_per_origin(s3: object, monk
     assert auto.image.format == "WEBP" and auto.headers["Vary"] == "Accept, Origin"
     error = invoke(api_event("/photos/progressive.jpg", {"w": "0"}))
     assert error.headers["Vary"] == "Origin"
+
+
+@pytest.mark.parametrize(("path", "status", "code"), [
+    ("/photos/%2e%2e/photos/progressive.jpg", 400, "bad_key"),  # %2e%2e is '..' once decoded
+    ("/photos/%2E%2E%2Fprogressive.jpg", 400, "bad_key"),
+    ("/photos/%252e%252e/progressive.jpg", 404, "not_found"),  # decoded once: a literal '%2e%2e' folder
+    ("/photos//progressive.jpg", 400, "bad_key"),
+    ("/photos/./progressive.jpg", 400, "bad_key"),
+    ("/photos/progressive.jpg%00.png", 400, "bad_key"),
+    ("/photos%5Cprogressive.jpg", 400, "bad_key"),
+    ("/photos/%FF.jpg", 400, "bad_key"),
+    ("/photos/100%.jpg", 400, "bad_key"),
+    ("/" + "a" * 1021 + ".jpg", 400, "bad_key"),
+])
+def test_unsafe_keys_are_refused_and_decoded_exactly_once(s3: object, path: str, status: int, code: str) -> None:
+    answer = invoke(api_event(path, {"w": "100"}))
+    assert (answer.status, answer.json["code"]) == (status, code)
+
+
+def test_an_encoded_slash_is_a_slash_and_keys_only_ever_name_originals(s3: object) -> None:
+    assert invoke(api_event("/photos%2Fprogressive.jpg", {"w": "100"})).image.size == (100, 67)
+    s3.put_object(Bucket=CACHE, Key="private/cache-only.jpg", Body=sample("photos/progressive.jpg"))
+    answer = invoke(api_event("/private/cache-only.jpg", {"w": "100"}))
+    assert (answer.status, answer.json["code"]) == (404, "not_found")  # the cache bucket is never read as originals

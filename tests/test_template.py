@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import shutil
 import subprocess
@@ -125,3 +126,15 @@ def test_readme_documents_every_setting_with_its_default() -> None:
     for env, default, _ in Settings.documented():
         row = f"| `{env}` | " + (f"`{default}`" if default != "" else "(empty)") + " |"
         assert row in readme, f"README's configuration table lacks or misstates {env}"
+
+
+def test_what_only_some_requests_need_is_not_imported_with_the_handler() -> None:
+    # the cold start pays for none of: thumbor's grammar, powertools parameters (keys in SSM), the HEIF plugin,
+    # the X-Ray SDK when tracing is off
+    code = ("import sys, imageorigin.handlers.api; "
+            "print(*[m in sys.modules for m in ('imageorigin.thumbor', 'aws_lambda_powertools.utilities.parameters',"
+            " 'pillow_heif', 'aws_xray_sdk')])")
+    env = {**os.environ, "POWERTOOLS_TRACE_DISABLED": "true"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT / "functions" / "resize", env=env)
+    assert out.stdout.split() == ["False", "False", "False", "False"]
