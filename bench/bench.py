@@ -261,6 +261,36 @@ def prewarm(source: str, runs: int) -> dict[str, float]:
     return {"variants": len(specs), "ours_ms": ours_ms, "classic_ms": classic_ms, "speedup": classic_ms / ours_ms}
 
 
+# Encoder settings compared on one resized picture: (format, label, Pillow save options).
+ENCODER_SETTINGS = [
+    ("jpeg", "baseline", {"quality": 80, "optimize": False, "progressive": False}),
+    ("jpeg", "baseline, optimize", {"quality": 80, "optimize": True, "progressive": False}),
+    ("jpeg", "progressive", {"quality": 80, "optimize": False, "progressive": True}),
+    *[("webp", f"method {m}", {"quality": 80, "method": m}) for m in (0, 2, 4, 6)],
+    *[("avif", f"speed {s}", {"quality": 60, "speed": s}) for s in (4, 6, 7, 8, 9)],
+]
+
+
+def encoders(source: str, width: int, runs: int) -> list[dict[str, object]]:
+    """Size against time of each encoder setting, on the photo resized to `width` once (resizing not timed)."""
+    picture = Image.open(io.BytesIO(source_bytes(source)))
+    picture = ImageOps.exif_transpose(picture)
+    picture.thumbnail((width, width * 10), Image.Resampling.LANCZOS)
+    picture = picture.convert("RGB")
+
+    def encode(fmt: str, options: dict[str, object]) -> bytes:
+        out = io.BytesIO()
+        picture.save(out, PIL_NAMES[fmt], **options)
+        return out.getvalue()
+
+    rows = []
+    for fmt, label, options in ENCODER_SETTINGS:
+        size = len(encode(fmt, options))
+        ms = median_ms(lambda fmt=fmt, options=options: encode(fmt, options), runs)
+        rows.append({"format": fmt, "setting": label, "ms": ms, "kb": size / 1000})
+    return rows
+
+
 IMPORT_TIME = "import time; t = time.perf_counter(); {imports}; print((time.perf_counter() - t) * 1000)"
 
 
@@ -333,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases": [asdict(r) | {"ours_vs_vips": r.vs_vips, "usual_vs_ours": r.vs_usual} for r in rows],
         "prewarm": prewarm(ladder_source, runs),
         "cold_start": cold_start(3 if args.tiny else 7),
+        "encoders": encoders(ladder_source, 1200, 1 if args.tiny else 5),
     }
     print(table(rows))
     pre = result["prewarm"]
@@ -342,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold start: handler import {cold['handler_import_ms']:.0f} ms vs boto3 + Pillow "
           f"{cold['boto3_pillow_import_ms']:.0f} ms ({cold['ratio']:.2f}x); imported at start: "
           f"{', '.join(k for k, v in cold['imported_at_start'].items() if v) or 'none of the lazy ones'}")
+    print(f"\nencoders, {ladder_source} at 1200 px (time to encode, size):")
+    for row in result["encoders"]:
+        print(f"  {row['format']:5} {row['setting']:20} {row['ms']:7.1f} ms {row['kb']:8.1f} KB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")

@@ -150,6 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {base}/{key}?w=400&h=400&fit=cover&fm=auto")
     print(f"  {base}/{examples[0] if examples else 'missing.jpg'}?w=0   (a 400 error)")
     print(f"  {base}/{examples[0] if examples else 'missing.jpg'}?picture   (the responsive <picture>)")
+    print(f"  {base}/unsafe/300x200/smart/filters:format(webp)/{examples[0] if examples else 'missing.jpg'}"
+          "   (a thumbor URL)")
+    from imageorigin import access, runtime
+    from imageorigin.config import get_settings
+
+    if access.signatures_required(get_settings(), runtime.signing_keys()):
+        print("Signatures are required (SIGNING_KEYS is set): sign URLs with examples/signing/, as in production.")
+    else:
+        print("No signing key: unsigned and /unsafe/ URLs are served (SIGNING_KEYS=secret make serve to require them).")
     print("Uploads pre-warm the ladder, as S3 events do on AWS:")
     print(f"  curl -X PUT --upload-file cat.jpg \"$(curl -s '{base}{UPLOAD_URL}?key=uploads/cat.jpg')\"")
     print(f"  aws --endpoint-url http://127.0.0.1:{s3_port} s3 cp cat.jpg s3://{ORIGINALS}/uploads/cat.jpg", flush=True)
