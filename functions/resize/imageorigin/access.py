@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from urllib.parse import unquote
 
 from . import signing, spec
 from .config import Settings
 from .errors import BadParameter, SignatureRequired
-from .spec import ImageRequest
-
-# The first path segment of a thumbor URL: `unsafe`, or HMAC-SHA1 in URL-safe base64 (20 bytes -> 28 characters).
-THUMBOR_SIGNATURE = re.compile(r"unsafe|[A-Za-z0-9_-]{27}=")
-
-
-def is_thumbor(raw_path: str) -> bool:
-    """Whether a path is in thumbor's form: its first segment is `unsafe` or a signature, and more follows."""
-    first, slash, _ = raw_path.removeprefix("/").partition("/")
-    return bool(slash) and THUMBOR_SIGNATURE.fullmatch(first) is not None
-
+from .spec import Format, ImageRequest, ResizeSpec
 
 def signatures_required(settings: Settings, keys: Sequence[bytes]) -> bool:
     return settings.signatures == "required" or (settings.signatures == "auto" and bool(keys))
@@ -38,7 +28,7 @@ def admit_query(raw_path: str, query: Mapping[str, Sequence[str]], accept: str, 
     rest = {name: values for name, values in query.items() if name not in (signing.SIGNATURE, signing.EXPIRES)}
     request = spec.parse(raw_path, rest, accept, max_side=settings.max_output_side, presets=settings.presets,
                          version=settings.key_version)
-    return request if signed else _admit_unsigned(request, settings, keys)
+    return request if signed else _admit_unsigned(request, settings, signatures_required(settings, keys))
 
 
 def admit_thumbor(raw_path: str, settings: Settings, keys: Sequence[bytes]) -> ImageRequest:
@@ -51,37 +41,37 @@ def admit_thumbor(raw_path: str, settings: Settings, keys: Sequence[bytes]) -> I
         return parsed.request
     if signatures_required(settings, keys) and not settings.allow_unsafe:
         raise SignatureRequired("unsafe URLs are not served here: sign them (thumbor's HMAC-SHA1)")
-    return _admit_unsigned(parsed.request, settings, keys, required=False)
+    return _admit_unsigned(parsed.request, settings, required=False)  # unsafe was admitted just above
 
 
-def _admit_unsigned(request: ImageRequest, settings: Settings, keys: Sequence[bytes],
-                    required: bool | None = None) -> ImageRequest:
+def _admit_unsigned(request: ImageRequest, settings: Settings, required: bool) -> ImageRequest:
     if request.spec is None:
         return request  # the original as it is: nothing is rendered or stored
-    if settings.presets_only or (signatures_required(settings, keys) if required is None else required):
-        if settings.presets_only and _is_preset(request, settings):
+    if settings.presets_only or required:
+        if settings.presets_only and _is_preset(request.spec, settings):
             return request
         raise SignatureRequired("only signed URLs" + (" and presets" if settings.presets_only else "")
                                 + " are rendered here")
     return _sized(request, settings)
 
 
-def _is_preset(request: ImageRequest, settings: Settings) -> bool:
-    """Whether the request asks for exactly a preset (in any format), however it was spelled."""
-    assert request.spec is not None
-    asked = replace(request.spec, negotiated=False)
-    path = ImageRequest(request.key, None).canonical_path(settings.key_version)
-    for name in settings.presets:
-        query = {"preset": [name], "fm": [asked.format.value]} if asked.format is not spec.Format.ORIGINAL \
-            else {"preset": [name]}
-        try:
-            preset = spec.parse(path, query, max_side=settings.max_output_side, presets=settings.presets).spec
-        except BadParameter:  # a preset that sets fm itself
-            preset = spec.parse(path, {"preset": [name]}, max_side=settings.max_output_side,
-                                presets=settings.presets).spec
-        if preset is not None and replace(preset, negotiated=False) == asked:
-            return True
-    return False
+@lru_cache(maxsize=4)
+def _preset_specs(presets: tuple[tuple[str, str], ...], max_side: int) -> frozenset[ResizeSpec]:
+    """Each preset's spec with no format (and a quality only if the preset sets one)."""
+    specs = (spec.parse("/preset", {"preset": [name]}, max_side=max_side, presets=dict(presets)).spec
+             for name, _ in presets)
+    return frozenset(replace(s, negotiated=False) for s in specs if s is not None)
+
+
+def _is_preset(asked: ResizeSpec, settings: Settings) -> bool:
+    """Whether a spec is exactly a preset in any format, however it was spelled (the edge's canonical path too):
+    at the format's default quality or the preset's own."""
+    presets = _preset_specs(tuple(sorted(settings.presets.items())), settings.max_output_side)
+    shape = replace(asked, format=Format.ORIGINAL, negotiated=False)
+    if not asked.format.has_quality:  # lossless: a preset's quality means nothing here
+        return shape in {replace(p, quality=None) for p in presets}
+    quality = None if asked.quality == asked.format.default_quality else asked.quality
+    return replace(shape, quality=quality) in presets
 
 
 def _sized(request: ImageRequest, settings: Settings) -> ImageRequest:

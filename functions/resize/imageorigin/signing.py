@@ -11,12 +11,13 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from .errors import BadParameter, BadSignature, SignatureExpired
+from .spec import FORMAT_PARAMETERS, encode_query
 
 SIGNATURE = "s"
 EXPIRES = "exp"
 # Names the signature does not cover: itself, and the output format (fm=auto is resolved into a concrete format
 # at the edge, and a format changes no size: a signed URL may be asked in any format).
-UNSIGNED = frozenset({"s", "fm", "format", "encoding"})
+UNSIGNED = frozenset({SIGNATURE}) | FORMAT_PARAMETERS
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]{43}=?")
 _UNIX_TIME = re.compile(r"[0-9]{1,12}")
@@ -27,8 +28,7 @@ def query_message(key: str, query: Mapping[str, Sequence[str]]) -> str:
     (RFC 3986 unreserved characters kept, '/' kept in the key), the pairs sorted, `s` and the format left out."""
     pairs = sorted((name, value) for name, values in query.items() if name.lower() not in UNSIGNED
                    for value in values)
-    encoded = "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs)
-    return f"/{quote(key, safe='/')}?{encoded}"
+    return f"/{quote(key, safe='/')}?{encode_query(pairs)}"
 
 
 def sign_query(secret: bytes, key: str, query: Mapping[str, Sequence[str]]) -> str:

@@ -111,12 +111,16 @@ _ALIASES = {
     "preset": "preset",
 }
 
+# Every spelling of the output format's name (the signature leaves them out; the edge resolves fm=auto in them).
+FORMAT_PARAMETERS = frozenset(name for name, canonical in _ALIASES.items() if canonical == "fm")
+# The first path segment of a thumbor URL: `unsafe`, or HMAC-SHA1 in URL-safe base64 (20 bytes -> 28 characters).
+THUMBOR_SIGNATURE = re.compile(r"unsafe|[A-Za-z0-9_-]{27}=")
+
 _INT = re.compile(r"[0-9]{1,6}")
 _DPR = re.compile(r"[0-9](\.[0-9]{1,3})?")
 _HEX = re.compile(r"([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 _BOX = re.compile(r"([0-9]{1,6})[*xX]([0-9]{1,6})")
 _BOOL = {"0": False, "false": False, "1": True, "true": True}
-_THUMBOR = re.compile(r"/(unsafe|[A-Za-z0-9_-]{27}=)/.", re.S)  # the edge's test for a thumbor URL
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # The last segment of a canonical path: name=value pairs joined by commas, always with the format.
 _SEGMENT = re.compile(r"[a-z]+=[^,=/]*(?:,[a-z]+=[^,=/]*)*")
@@ -280,9 +284,21 @@ class PictureRequest:
 
     def canonical_query(self) -> str:
         """The query the edge forwards: the choice made from Accept spelled out, so it can be cached."""
-        params = {"picture": "json" if self.as_json else "html"}
-        params |= {name: value for name, value in (("alt", self.alt), ("sizes", self.sizes)) if value}
-        return urlencode(params, quote_via=quote)
+        pairs = [("picture", "json" if self.as_json else "html")]
+        pairs += [(name, value) for name, value in (("alt", self.alt), ("sizes", self.sizes)) if value]
+        return encode_query(pairs)
+
+
+def encode_query(pairs: Sequence[tuple[str, str]]) -> str:
+    """name=value&... with names and values percent-encoded the one way (RFC 3986 unreserved characters kept), as
+    the edge function, the signature's message and the signers in examples/signing/ all write them."""
+    return "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs)
+
+
+def is_thumbor(raw_path: str) -> bool:
+    """Whether a path is in thumbor's form: its first segment is `unsafe` or a signature, and more follows."""
+    first, _, rest = raw_path.removeprefix("/").partition("/")
+    return bool(rest) and THUMBOR_SIGNATURE.fullmatch(first) is not None
 
 
 def parse_key(raw_path: str) -> str:
@@ -443,15 +459,14 @@ def normalize(
 ) -> str:
     """What the edge function rewrites a request to: its canonical path (plus query, for ?picture). The
     contract both sides are tested against; raises what the API would answer instead."""
-    if _THUMBOR.match(raw_path):  # thumbor URLs reach the function as sent: their signature covers the path
+    if is_thumbor(raw_path):  # thumbor URLs reach the function as sent: their signature covers the path
         return raw_path
     if "s" in query:  # signed: the query stays for the function to verify; fm=auto is resolved here
         key = parse_key(raw_path)
         pairs = [(name, negotiate(accept, format_hint(key)).value
-                  if name.lower() in ("fm", "format", "encoding") and value.strip().lower() == "auto" else value)
+                  if name.lower() in FORMAT_PARAMETERS and value.strip().lower() == "auto" else value)
                  for name in sorted(query) for value in query[name]]
-        encoded = "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs)
-        return f"{ImageRequest(key, None).canonical_path(version)}?{encoded}"
+        return f"{ImageRequest(key, None).canonical_path(version)}?{encode_query(pairs)}"
     if "picture" in query:
         picture = parse_picture(raw_path, query, accept)
         return f"{ImageRequest(picture.key, None).canonical_path(version)}?{picture.canonical_query()}"

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 
 from PIL import ImageColor
 
-from .access import THUMBOR_SIGNATURE as SIGNATURE
 from .errors import BadParameter
 from .spec import (
     Box,

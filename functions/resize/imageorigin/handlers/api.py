@@ -14,8 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import access, observability, picture, runtime, service, spec
-from ..config import get_settings
-from ..config import Settings
+from ..config import Settings, get_settings
 from ..errors import ImageServiceError, MethodNotAllowed
 from ..service import Delivery
 
@@ -41,7 +40,7 @@ def get_image() -> Response:
     settings = get_settings()
     query = event.multi_value_query_string_parameters or {}
     accept = event.headers.get("accept", "")
-    thumbor_url = access.is_thumbor(event.path) and not query
+    thumbor_url = spec.is_thumbor(event.path) and not query
     if "picture" in query and not thumbor_url:
         return _picture(spec.parse_picture(event.path, query, accept))
     keys = runtime.signing_keys()
