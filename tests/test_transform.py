@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import replace
 
 import hostile
 import icc
@@ -14,7 +15,7 @@ from PIL.JpegImagePlugin import JpegImageFile
 
 from imageorigin import transform
 from imageorigin.errors import TooLarge, Undecodable, UnsupportedType
-from imageorigin.spec import parse
+from imageorigin.spec import HAlign, parse
 
 LIMITS = transform.Limits()
 
@@ -98,6 +99,46 @@ def test_exif_orientation_is_applied(fm: str) -> None:
     assert rotated.size == upright.size == (300, 200)
     assert mean_difference(rotated, upright) < 3
     assert not rotated.getexif()
+
+
+# How a camera stores an upright picture for each EXIF orientation (the inverse of what a viewer applies).
+_STORED = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_270}
+
+
+def quadrants(size: tuple[int, int] = (480, 320)) -> Image.Image:
+    """Red, green, blue and white quarters with a black block near the top-left corner: every turn tells."""
+    w, h = size
+    image = Image.new("RGB", size, (255, 255, 255))
+    image.paste((220, 30, 30), (0, 0, w // 2, h // 2))
+    image.paste((30, 200, 30), (w // 2, 0, w, h // 2))
+    image.paste((30, 30, 220), (0, h // 2, w // 2, h))
+    image.paste((0, 0, 0), (40, 30, 100, 70))
+    return image
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("change", [{"crop": (20, 10, 260, 170)}, {"halign": HAlign.LEFT}, {}])
+def test_every_orientation_crops_and_resizes_the_upright_picture(orientation: int, change: dict) -> None:
+    # given the same picture stored turned with each EXIF orientation, when a region of it is resized (a manual
+    # crop, a left-anchored cover crop, a plain cover crop: the resize runs on the stored pixels, the turn after),
+    # then the output matches the same render of the upright original
+    upright = quadrants()
+    stored = upright.transpose(_STORED[orientation]) if orientation in _STORED else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = io.BytesIO()
+    stored.save(data, "JPEG", quality=95, exif=exif.tobytes())
+    reference = io.BytesIO()
+    upright.save(reference, "JPEG", quality=95)
+    spec = replace(parse("/x", {"w": ["120"], "h": ["90"], "fit": ["cover"], "fm": ["png"]}).spec, **change)
+    images = [Image.open(io.BytesIO(transform.render(raw, spec, LIMITS).data)) for raw in (data.getvalue(),
+                                                                                         reference.getvalue())]
+    assert images[0].size == images[1].size == (120, 90)
+    assert mean_difference(*images) < 3
+    red, green, blue = images[0].getpixel((2, 2))[:3]
+    assert red > 180 and green < 80 and blue < 80  # the top-left corner is the red quarter's
 
 
 def test_exif6_sample_comes_out_upright_with_crop() -> None:

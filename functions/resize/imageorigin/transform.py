@@ -49,6 +49,8 @@ _ORIENT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+# The orientation whose transposition undoes this one's (the others undo themselves).
+_UNDO = {6: 8, 8: 6}
 _EXIF_ORIENTATION = 0x0112
 _EXIF_COPYRIGHT = 0x8298
 
@@ -164,8 +166,8 @@ def render(data: bytes, spec: ResizeSpec, limits: Limits) -> Rendered:
         plan = _plan(upright, spec, limits.max_side, region, focus)
         icc = image.info.get("icc_profile")
         exif = _copyright_exif(image) if spec.keep_copyright else None
-        picture, box = _decode_upright(image, plan, orientation)
-        picture = _effects(_to_srgb(_resize(picture, plan, box), icc), spec)
+        picture, box = _decoded(image, plan, orientation)
+        picture = _effects(_to_srgb(_resize_upright(picture, plan.size, box, orientation), icc), spec)
         picture = _turned(_for_output(picture, fmt, spec, plan.canvas), spec)
         encoded = _encode_within(picture, fmt, spec, exif)
         return Rendered(encoded, fmt, picture.width, picture.height)
@@ -192,11 +194,11 @@ def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits) -> lis
             sizes = sorted({plans[i].size for i in chained}, key=lambda size: size[0] * size[1], reverse=True)
             exif = _copyright_exif(image) if any(specs[i].keep_copyright for i in chained) else None
             icc = image.info.get("icc_profile")
-            picture, box = _decode_upright(image, _Plan((0.0, 0.0, *upright), sizes[0]), orientation)
+            picture, box = _decoded(image, _Plan((0.0, 0.0, *upright), sizes[0]), orientation)
             for size in sizes:
-                picture = _resize(picture, _Plan((0.0, 0.0, *upright), size), box)
+                picture = _resize_upright(picture, size, box, orientation)
                 picture, icc = _to_srgb(picture, icc), None  # converted once, at the largest size
-                box = (0.0, 0.0, float(picture.width), float(picture.height))
+                box, orientation = (0.0, 0.0, float(picture.width), float(picture.height)), 1  # upright from here
                 for i in (i for i in chained if plans[i].size == size):
                     fmt = _output_format(specs[i].format, source_format)
                     out = _for_output(picture, fmt, specs[i], None)
@@ -208,13 +210,20 @@ def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits) -> lis
     return [results[i] for i in range(len(specs))]
 
 
-def _decode_upright(image: Image.Image, plan: _Plan, orientation: int) -> tuple[Image.Image, tuple[float, ...]]:
-    """The decoded picture (drafted for `plan`), in a mode LANCZOS handles, upright; and the plan's box in it."""
+def _decoded(image: Image.Image, plan: _Plan, orientation: int) -> tuple[Image.Image, tuple[float, ...]]:
+    """The decoded picture (drafted for `plan`) as stored, in a mode LANCZOS handles; and the plan's box in it."""
     box = _decode(image, plan, orientation)
-    picture = _normalize_mode(image)
+    return _normalize_mode(image), box
+
+
+def _resize_upright(picture: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float],
+                    orientation: int) -> Image.Image:
+    """Resize the stored picture's `box` to the upright `size`, then turn it upright: the turn moves the output's
+    pixels, not the decoded original's (3 to 4 times fewer at a 1/2 draft)."""
     if orientation in _ORIENT:
-        picture = picture.transpose(_ORIENT[orientation])
-    return picture, box
+        stored = (size[1], size[0]) if orientation >= 5 else size
+        return _resize(picture, stored, box).transpose(_ORIENT[orientation])
+    return _resize(picture, size, box)
 
 
 def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Format, limits: Limits) -> Rendered:
@@ -225,7 +234,7 @@ def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Fo
     durations: list[int] = []
     with _decoding("a frame of the animation is damaged"):
         for frame in ImageSequence.Iterator(image):
-            picture = _effects(_resize(_normalize_mode(frame), plan, plan.box), spec)
+            picture = _effects(_resize(_normalize_mode(frame), plan.size, plan.box), spec)
             durations.append(int(frame.info.get("duration") or 0))  # WebP sets it when the frame loads
             pictures.append(_turned(_for_output(picture, fmt, spec, plan.canvas), spec))
     out = io.BytesIO()
@@ -254,10 +263,10 @@ def _frame_count(image: Image.Image, limits: Limits) -> int:
     return frames
 
 
-def _resize(picture: Image.Image, plan: _Plan, box: tuple[float, float, float, float]) -> Image.Image:
-    if picture.size == plan.size and box == (0, 0, *picture.size):
+def _resize(picture: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]) -> Image.Image:
+    if picture.size == size and box == (0, 0, *picture.size):
         return picture
-    return picture.resize(plan.size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
+    return picture.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:
@@ -530,7 +539,7 @@ def _capped(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 def _decode(image: Image.Image, plan: _Plan, orientation: int) -> tuple[float, float, float, float]:
     """Decode the pixels, JPEGs at the smallest DCT scale that keeps DRAFT_HEADROOM over the target.
 
-    Returns the plan's source box in the decoded, upright image's coordinates.
+    Returns the plan's box (upright coordinates of the original) in the decoded picture as stored.
     """
     width, height = image.size
     bw, bh = plan.box[2] - plan.box[0], plan.box[3] - plan.box[1]
@@ -543,10 +552,10 @@ def _decode(image: Image.Image, plan: _Plan, orientation: int) -> tuple[float, f
             if drafted is not None:
                 valid = drafted[1]
         image.load()
-    vx0, vy0, vx1, vy1 = _transposed_box(valid, image.size, orientation)
-    kx = (vx1 - vx0) / _upright_size((width, height), orientation)[0]
-    ky = (vy1 - vy0) / _upright_size((width, height), orientation)[1]
-    x0, y0, x1, y1 = plan.box
+    vx0, vy0, vx1, vy1 = valid
+    kx, ky = (vx1 - vx0) / width, (vy1 - vy0) / height
+    upright = _upright_size((width, height), orientation)
+    x0, y0, x1, y1 = _transposed_box(plan.box, upright, _UNDO.get(orientation, orientation))
     return (vx0 + x0 * kx, vy0 + y0 * ky, vx0 + x1 * kx, vy0 + y1 * ky)
 
 
