@@ -44,7 +44,7 @@ class Row:
     case: str
     ours_ms: float
     usual_ms: float
-    vips_ms: float | None
+    vips_ms: float | None  # libvips writing the same kind of file as ours (progressive JPEG, WebP effort 4...)
     ours_psnr: float
     usual_psnr: float | None
     vips_psnr: float | None
@@ -52,10 +52,15 @@ class Row:
     vips_bytes: int | None
     ours_peak_mb: float | None = None
     vips_peak_mb: float | None = None
+    vips_default_ms: float | None = None  # libvips with its own save defaults, where they differ (baseline JPEG)
 
     @property
     def vs_vips(self) -> float | None:
         return self.ours_ms / self.vips_ms if self.vips_ms else None
+
+    @property
+    def vs_vips_default(self) -> float | None:
+        return self.ours_ms / self.vips_default_ms if self.vips_default_ms else None
 
     @property
     def vs_usual(self) -> float:
@@ -128,15 +133,38 @@ def vips_available() -> bool:
 
 
 def vips(data: bytes, width: int, fmt: str) -> bytes:
-    """libvips: thumbnail_buffer (shrink-on-load, orientation) and save at the same quality, metadata stripped."""
+    """libvips: thumbnail_buffer (shrink-on-load, orientation), saved at the same quality as the same kind of file
+    as ours (JPEG progressive or not, WebP method, AVIF speed), metadata stripped."""
+    return _vips(data, width, fmt, same_output=True)
+
+
+def vips_default(data: bytes, width: int, fmt: str) -> bytes:
+    """libvips saving with its own defaults at the same quality (for JPEG: baseline, no Huffman optimisation)."""
+    return _vips(data, width, fmt, same_output=False)
+
+
+def _vips(data: bytes, width: int, fmt: str, same_output: bool) -> bytes:
     import pyvips
 
     animated = data[:3] == b"GIF" or (data[:4] == b"RIFF" and b"ANIM" in data[:64])
     image = pyvips.Image.thumbnail_buffer(data, width, height=width * 100, option_string="n=-1" if animated else "")
-    options = {"Q": QUALITY[fmt]} if fmt in QUALITY else {}
-    if fmt == "avif":
-        options["effort"] = 2  # libvips' effort 0-9 (slowest) maps onto libaom speed 9-0: effort 2 ~ our speed 7
+    options: dict[str, object] = {"Q": QUALITY[fmt]} if fmt in QUALITY else {}
+    if fmt == "avif":  # libvips' effort 0-9 (slowest) is libaom's speed 9-0
+        options["effort"] = 9 - int(transform.AVIF_OPTIONS["speed"])
+    if same_output and fmt == "jpeg":
+        options["interlace"] = bool(transform.JPEG_OPTIONS["progressive"])
+        options["optimize_coding"] = bool(transform.JPEG_OPTIONS["optimize"] or transform.JPEG_OPTIONS["progressive"])
+    if same_output and fmt == "webp":
+        options["effort"] = int(transform.WEBP_OPTIONS["method"])
     return image.write_to_buffer(VIPS_SAVE[fmt], keep=0, **options)
+
+
+def one_thread() -> None:
+    """Every encoder on one thread, as libvips is set to here and as on a one-vCPU Lambda (Pillow's AVIF plugin
+    otherwise uses every core)."""
+    from PIL import AvifImagePlugin
+
+    AvifImagePlugin.DEFAULT_MAX_THREADS = 1
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> float:
@@ -180,13 +208,14 @@ def flatten(image: Image.Image) -> Image.Image:
 PEAK = """
 import sys
 sys.path[:0] = [{root!r}, {package!r}]
-from bench.bench import {fn}, source_bytes
+from bench.bench import {fn}, one_thread, source_bytes
 
 def status(field):
     for line in open("/proc/self/status"):
         if line.startswith(field + ":"):
             return int(line.split()[1])
 
+one_thread()
 data = source_bytes({source!r})
 {fn}(source_bytes("generated:64x48"), 32, {fmt!r})  # imports and first-use allocations happen before the baseline
 open("/proc/self/clear_refs", "w").write("5")
@@ -212,13 +241,16 @@ def run_case(case: Case, runs: int, with_vips: bool, memory: bool) -> Row:
     renders: dict[str, Callable[[bytes, int, str], bytes]] = {"ours": ours, "usual": usual}
     if with_vips:
         renders["vips"] = vips
+        if case.fmt == "jpeg":  # the only format whose libvips defaults differ from our settings
+            renders["vips_default"] = vips_default
     for render in renders.values():  # warm up
         render(data, case.width, case.fmt)
     times: dict[str, list[float]] = {name: [] for name in renders}
     for _ in range(runs):  # interleaved, so machine noise hits all alike
         for name, render in renders.items():
             times[name].append(median_ms(lambda r=render: r(data, case.width, case.fmt), 1))
-    pixels = {name: resized_pixels(render, data, case.width) for name, render in renders.items()}
+    pixels = {name: resized_pixels(render, data, case.width) for name, render in renders.items()
+              if name != "vips_default"}
     ref = flatten(reference(data, pixels["ours"].size))
     quality = {name: psnr(flatten(img), ref if img.size == ref.size else flatten(reference(data, img.size)))
                for name, img in pixels.items()}
@@ -236,6 +268,7 @@ def run_case(case: Case, runs: int, with_vips: bool, memory: bool) -> Row:
         vips_bytes=len(vips(data, case.width, case.fmt)) if with_vips else None,
         ours_peak_mb=peak_mb("ours", case) if memory else None,
         vips_peak_mb=peak_mb("vips", case) if memory and with_vips else None,
+        vips_default_ms=statistics.median(times["vips_default"]) if "vips_default" in times else None,
     )
 
 
@@ -256,9 +289,18 @@ def prewarm(source: str, runs: int) -> dict[str, float]:
             out = io.BytesIO()
             copy.save(out, PIL_NAMES["jpeg" if fmt == "original" else fmt], quality=95, optimize=True)
 
-    ours_ms = median_ms(lambda: transform.render_many(data, specs, service.limits(settings)), runs)
+    widest = max(spec.width or 0 for spec in specs)
+    largest = [spec for spec in specs if spec.width == widest]  # the largest member, in every format of the ladder
+    limits = service.limits(settings)
+    times: dict[str, list[float]] = {"ours": [], "largest": []}
+    for _ in range(runs):  # interleaved
+        times["ours"].append(median_ms(lambda: transform.render_many(data, specs, limits), 1))
+        times["largest"].append(median_ms(lambda: transform.render_many(data, largest, limits), 1))
+    ours_ms, largest_ms = statistics.median(times["ours"]), statistics.median(times["largest"])
     classic_ms = median_ms(classic, max(1, runs // 2))
-    return {"variants": len(specs), "ours_ms": ours_ms, "classic_ms": classic_ms, "speedup": classic_ms / ours_ms}
+    return {"variants": len(specs), "ours_ms": ours_ms, "classic_ms": classic_ms, "speedup": classic_ms / ours_ms,
+            "largest_member": f"{widest} px x {len(largest)} formats", "largest_ms": largest_ms,
+            "ladder_vs_largest": ours_ms / largest_ms}
 
 
 # Encoder settings compared on one resized picture: (format, label, Pillow save options).
@@ -266,7 +308,7 @@ ENCODER_SETTINGS = [
     ("jpeg", "baseline", {"quality": 80, "optimize": False, "progressive": False}),
     ("jpeg", "baseline, optimize", {"quality": 80, "optimize": True, "progressive": False}),
     ("jpeg", "progressive", {"quality": 80, "optimize": False, "progressive": True}),
-    *[("webp", f"method {m}", {"quality": 80, "method": m}) for m in (0, 2, 4, 6)],
+    *[("webp", f"method {m}", {"quality": 80, "method": m}) for m in (0, 2, 4, 5, 6)],
     *[("avif", f"speed {s}", {"quality": 60, "speed": s}) for s in (4, 6, 7, 8, 9)],
 ]
 
@@ -320,7 +362,8 @@ def cold_start(runs: int) -> dict[str, object]:
 
 
 def table(rows: list[Row]) -> str:
-    head = (f"{'case':40} {'ours ms':>8} {'vips ms':>8} {'ours/vips':>9} {'usual/ours':>10} {'ours dB':>8} "
+    head = (f"{'case':40} {'ours ms':>8} {'vips ms':>8} {'ours/vips':>9} {'/default':>9} {'usual/ours':>10} "
+            f"{'ours dB':>8} "
             f"{'vips dB':>8} {'usual dB':>8} {'ours KB':>8} {'vips KB':>8} {'ours MB':>8} {'vips MB':>8}")
     lines = [head, "-" * len(head)]
 
@@ -330,7 +373,7 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         lines.append(
             f"{r.case:40} {r.ours_ms:8.1f} {fmt(r.vips_ms, '8.1f'):>8} {fmt(r.vs_vips, '9.2f'):>9} "
-            f"{r.vs_usual:10.2f} {r.ours_psnr:8.1f} {fmt(r.vips_psnr, '8.1f'):>8} {fmt(r.usual_psnr, '8.1f'):>8} "
+            f"{fmt(r.vs_vips_default, '9.2f'):>9} {r.vs_usual:10.2f} {r.ours_psnr:8.1f} {fmt(r.vips_psnr, '8.1f'):>8} {fmt(r.usual_psnr, '8.1f'):>8} "
             f"{r.ours_bytes / 1000:8.1f} {fmt(r.vips_bytes and r.vips_bytes / 1000, '8.1f'):>8} "
             f"{fmt(r.ours_peak_mb, '8.1f'):>8} {fmt(r.vips_peak_mb, '8.1f'):>8}"
         )
@@ -352,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
         pyvips.cache_set_max(0)
         pyvips.concurrency_set(1)  # one thread each, as on a one-vCPU Lambda
+    one_thread()
     rows = [run_case(case, runs, with_vips, memory=not args.tiny) for case in cases]
     ladder_source = TINY_CASES[0].source if args.tiny else (
         "jpeg_12mp_galaxy_s7edge.jpg" if CORPUS.is_dir() else GENERATED_CASES[0].source)
@@ -360,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                     "cpus": os.cpu_count(), "pillow": Image.__version__,
                     "libvips": ".".join(str(__import__("pyvips").version(i)) for i in range(3)) if with_vips else None},
         "runs": runs,
-        "cases": [asdict(r) | {"ours_vs_vips": r.vs_vips, "usual_vs_ours": r.vs_usual} for r in rows],
+        "cases": [asdict(r) | {"ours_vs_vips": r.vs_vips, "ours_vs_vips_default": r.vs_vips_default,
+                               "usual_vs_ours": r.vs_usual} for r in rows],
         "prewarm": prewarm(ladder_source, runs),
         "cold_start": cold_start(3 if args.tiny else 7),
         "encoders": encoders(ladder_source, 1200, 1 if args.tiny else 5),
@@ -368,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     pre = result["prewarm"]
     print(f"\npre-warm ladder ({pre['variants']} variants): {pre['ours_ms']:.0f} ms, classic {pre['classic_ms']:.0f} ms "
-          f"({pre['speedup']:.1f}x faster)")
+          f"({pre['speedup']:.1f}x faster); its largest member ({pre['largest_member']}) {pre['largest_ms']:.0f} ms, "
+          f"the ladder {pre['ladder_vs_largest']:.2f}x that")
     cold = result["cold_start"]
     print(f"cold start: handler import {cold['handler_import_ms']:.0f} ms vs boto3 + Pillow "
           f"{cold['boto3_pillow_import_ms']:.0f} ms ({cold['ratio']:.2f}x); imported at start: "

@@ -36,7 +36,7 @@ REDUCING_GAP = 3.0
 
 JPEG_OPTIONS = {"optimize": False, "progressive": True}
 PNG_OPTIONS = {"compress_level": 6}
-WEBP_OPTIONS = {"method": 4}
+WEBP_OPTIONS = {"method": 5}  # 2.5-4% smaller than 4 for 7-12% more encoding time; 6 costs 60-90% more (README)
 AVIF_OPTIONS = {"speed": 7}
 
 # EXIF orientation -> the transposition that makes the picture upright. Values outside 2..8 mean upright.
