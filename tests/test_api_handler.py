@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections import Counter
 from urllib.parse import unquote, urlparse
 
 import pytest
 from botocore.stub import Stubber
-from conftest import CACHE, EVENTS, ORIGINALS, api_event, invoke, load_event, sample
+from conftest import CACHE, EVENTS, ORIGINALS, ROOT, api_event, invoke, load_event, sample
 from PIL import Image
 
 from imageorigin import runtime
@@ -315,3 +318,31 @@ def test_an_encoded_slash_is_a_slash_and_keys_only_ever_name_originals(s3: objec
     s3.put_object(Bucket=CACHE, Key="private/cache-only.jpg", Body=sample("photos/progressive.jpg"))
     answer = invoke(api_event("/private/cache-only.jpg", {"w": "100"}))
     assert (answer.status, answer.json["code"]) == (404, "not_found")  # the cache bucket is never read as originals
+
+
+PREFLIGHT = """
+import json, sys
+import imageorigin.handlers.api as api
+event = json.load(open(sys.argv[1]))
+event.update(httpMethod="OPTIONS", path="/photos/a.jpg", queryStringParameters=None,
+             multiValueQueryStringParameters=None)
+event["headers"] = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "t", 1769, "r"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:t"
+answer = api.lambda_handler(event, Context())
+print(answer["statusCode"], answer["multiValueHeaders"]["Access-Control-Allow-Origin"][0])
+"""
+
+
+def test_a_preflight_logs_no_empty_metrics_warning() -> None:
+    # given a fresh process, as on Lambda, when a browser's CORS preflight (answered by the resolver, no metric)
+    # arrives, then the answer allows the origin and stderr carries no powertools "No application metrics" warning
+    env = dict(os.environ, POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_NAMESPACE="test",
+               AWS_DEFAULT_REGION="us-east-1")
+    out = subprocess.run([sys.executable, "-c", PREFLIGHT, str(EVENTS / "api_resize.json")],
+                         capture_output=True, text=True, cwd=ROOT / "functions" / "resize", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["204", "*"]
+    assert "No application metrics" not in out.stderr

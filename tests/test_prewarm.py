@@ -15,7 +15,7 @@ from PIL import Image, ImageStat
 from imageorigin import runtime, service, transform
 from imageorigin.cdn import CloudFrontInvalidator, RecordingCdn
 from imageorigin.config import Settings
-from imageorigin.handlers import s3_events
+from imageorigin.handlers import api, s3_events
 from imageorigin.spec import parse
 from imageorigin.storage import MemoryStore
 
@@ -260,6 +260,14 @@ def test_picture_as_json_and_on_demand(uploaded: object) -> None:
         assert (got.image.width, got.image.height, len(got.body)) == (variant["width"], variant["height"],
                                                                       variant["bytes"])
         assert got.headers["Content-Type"] == variant["content_type"]
+
+
+def test_picture_answers_publish_their_metric(uploaded: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a ?picture answer records PictureServed (so powertools has a metric to flush, not an empty-metrics warning)
+    recorded: list[tuple[str, float]] = []
+    monkeypatch.setattr(api.metrics, "add_metric", lambda name, unit, value, **_: recorded.append((name, value)))
+    assert invoke(api_event(PATH, {"picture": ""})).status == 200
+    assert recorded == [("PictureServed", 1)]
 
 
 def test_picture_refuses_other_parameters_and_missing_originals(uploaded: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import replace
 from http import HTTPStatus
 
@@ -29,6 +30,9 @@ def _cors(settings: Settings) -> CORSConfig | None:
 
 logger = Logger()
 metrics = Metrics()
+# A CORS preflight, answered by the resolver itself, records no metric; powertools would log a warning for each one
+# (its documented filter for functions that may publish none).
+warnings.filterwarnings("ignore", "No application metrics to publish*")
 tracer = observability.tracer(enabled=not get_settings().tracing_disabled)
 app = APIGatewayRestResolver(cors=_cors(get_settings()))
 
@@ -69,6 +73,7 @@ def _within_expiry(delivery: Delivery, query: dict[str, list[str]]) -> Delivery:
 def _picture(request: spec.PictureRequest) -> Response:
     """GET /<key>?picture[=json|html][&alt=...][&sizes=...]: the pre-warmed ladder as a <picture> element or JSON."""
     manifest = service.picture_manifest(request.key, runtime.store(), get_settings())
+    metrics.add_metric(name="PictureServed", unit=MetricUnit.Count, value=1)
     headers = {"Cache-Control": "public, max-age=300", **_common_headers(*["Accept"] * request.negotiated)}
     if request.as_json:
         return Response(status_code=HTTPStatus.OK, content_type="application/json",
