@@ -44,7 +44,7 @@ class Row:
     case: str
     ours_ms: float
     usual_ms: float
-    vips_ms: float | None  # libvips writing the same kind of file as ours (progressive JPEG, WebP effort 4...)
+    vips_ms: float | None  # libvips writing the same kind of file as ours (progressive JPEG, same WebP method...)
     ours_psnr: float
     usual_psnr: float | None
     vips_psnr: float | None
@@ -349,8 +349,8 @@ memory = MemoryStore()
 memory.add_original("photo.jpg", open(sys.argv[2], "rb").read())
 runtime.store = lambda: memory
 event = json.load(open(sys.argv[3]))
-event.update(path="/photo.jpg", httpMethod="GET", pathParameters={{"proxy": "photo.jpg"}},
-             queryStringParameters={{"w": "400"}}, multiValueQueryStringParameters={{"w": ["400"]}})
+event.update(path="/photo.jpg", httpMethod="GET", pathParameters={"proxy": "photo.jpg"},
+             queryStringParameters={"w": "400"}, multiValueQueryStringParameters={"w": ["400"]})
 class Context:
     function_name, memory_limit_in_mb, aws_request_id = "bench", 1769, "cold-start"
     invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:bench"
@@ -360,8 +360,8 @@ ready = time.time()
 answer = api.lambda_handler(event, Context())
 done = time.time()
 assert answer["statusCode"] == 200, answer
-print(json.dumps({{"interpreter_ms": (started - spawned) * 1000, "import_ms": (imported - started) * 1000,
-                  "request_ms": (done - ready) * 1000, "first_response_ms": (done - spawned) * 1000}}))
+print(json.dumps({"interpreter_ms": (started - spawned) * 1000, "import_ms": (imported - started) * 1000,
+                  "request_ms": (done - ready) * 1000, "first_response_ms": (done - spawned) * 1000}))
 """
 
 
@@ -400,7 +400,7 @@ def first_response(source: str, runs: int, env: dict[str, str]) -> dict[str, flo
     event = ROOT / "events" / "api_resize.json"
     samples = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", FIRST_RESPONSE.format(), repr(time.time()), str(photo), str(event)],
+        out = subprocess.run([sys.executable, "-c", FIRST_RESPONSE, repr(time.time()), str(photo), str(event)],
                              capture_output=True, text=True, env=env)
         if out.returncode:
             raise RuntimeError(f"the cold-start process failed:\n{out.stderr}")
@@ -420,7 +420,8 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         lines.append(
             f"{r.case:40} {r.ours_ms:8.1f} {fmt(r.vips_ms, '8.1f'):>8} {fmt(r.vs_vips, '9.2f'):>9} "
-            f"{fmt(r.vs_vips_default, '9.2f'):>9} {r.vs_usual:10.2f} {r.ours_psnr:8.1f} {fmt(r.vips_psnr, '8.1f'):>8} {fmt(r.usual_psnr, '8.1f'):>8} "
+            f"{fmt(r.vs_vips_default, '9.2f'):>9} {r.vs_usual:10.2f} {r.ours_psnr:8.1f} {fmt(r.vips_psnr, '8.1f'):>8} "
+            f"{fmt(r.usual_psnr, '8.1f'):>8} "
             f"{r.ours_bytes / 1000:8.1f} {fmt(r.vips_bytes and r.vips_bytes / 1000, '8.1f'):>8} "
             f"{fmt(r.ours_peak_mb, '8.1f'):>8} {fmt(r.vips_peak_mb, '8.1f'):>8}"
         )
@@ -459,8 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(table(rows))
     pre = result["prewarm"]
-    print(f"\npre-warm ladder ({pre['variants']} variants): {pre['ours_ms']:.0f} ms, classic {pre['classic_ms']:.0f} ms "
-          f"({pre['speedup']:.1f}x faster); its largest member ({pre['largest_member']}) {pre['largest_ms']:.0f} ms, "
+    print(f"\npre-warm ladder ({pre['variants']} variants): {pre['ours_ms']:.0f} ms, "
+          f"classic {pre['classic_ms']:.0f} ms ({pre['speedup']:.1f}x faster); its largest member ({pre['largest_member']}) {pre['largest_ms']:.0f} ms, "
           f"the ladder {pre['ladder_vs_largest']:.2f}x that")
     cold = result["cold_start"]
     print(f"cold start: handler import {cold['handler_import_ms']:.0f} ms vs boto3 + Pillow "
