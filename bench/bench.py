@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,8 @@ from PIL import Image, ImageChops, ImageOps, ImageStat  # noqa: E402
 
 from imageorigin import service, transform  # noqa: E402
 from imageorigin.config import Settings  # noqa: E402
-from imageorigin.spec import parse  # noqa: E402
+from imageorigin.spec import Format, ResizeSpec, parse  # noqa: E402
+from imageorigin.transform import Limits  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "photos"
 PIL_NAMES = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG", "gif": "GIF"}
@@ -148,6 +149,11 @@ def _vips(data: bytes, width: int, fmt: str, same_output: bool) -> bytes:
 
     animated = data[:3] == b"GIF" or (data[:4] == b"RIFF" and b"ANIM" in data[:64])
     image = pyvips.Image.thumbnail_buffer(data, width, height=width * 100, option_string="n=-1" if animated else "")
+    return image.write_to_buffer(VIPS_SAVE[fmt], keep=0, **vips_save_options(fmt, same_output))
+
+
+def vips_save_options(fmt: str, same_output: bool) -> dict[str, object]:
+    """libvips' save options for our quality, and with `same_output` for the same kind of file as ours."""
     options: dict[str, object] = {"Q": QUALITY[fmt]} if fmt in QUALITY else {}
     if fmt == "avif":  # libvips' effort 0-9 (slowest) is libaom's speed 9-0
         options["effort"] = 9 - int(transform.AVIF_OPTIONS["speed"])
@@ -156,7 +162,7 @@ def _vips(data: bytes, width: int, fmt: str, same_output: bool) -> bytes:
         options["optimize_coding"] = bool(transform.JPEG_OPTIONS["optimize"] or transform.JPEG_OPTIONS["progressive"])
     if same_output and fmt == "webp":
         options["effort"] = int(transform.WEBP_OPTIONS["method"])
-    return image.write_to_buffer(VIPS_SAVE[fmt], keep=0, **options)
+    return options
 
 
 def one_thread() -> None:
@@ -272,8 +278,9 @@ def run_case(case: Case, runs: int, with_vips: bool, memory: bool) -> Row:
     )
 
 
-def prewarm(source: str, runs: int) -> dict[str, float]:
-    """The default ladder from one decode, against the classic way (each size from the full image, q95, optimize)."""
+def prewarm(source: str, runs: int, with_vips: bool) -> dict[str, object]:
+    """The default ladder from one decode, against the classic way (each size from the full image, q95, optimize),
+    against its largest member, against the floor its encodes set, and against libvips making the same ladder."""
     data = source_bytes(source)
     settings = Settings()
     requests = service.ladder("x.jpg", settings)
@@ -292,15 +299,109 @@ def prewarm(source: str, runs: int) -> dict[str, float]:
     widest = max(spec.width or 0 for spec in specs)
     largest = [spec for spec in specs if spec.width == widest]  # the largest member, in every format of the ladder
     limits = service.limits(settings)
-    times: dict[str, list[float]] = {"ours": [], "largest": []}
+    ladders: dict[str, Callable[[], object]] = {
+        "ours": lambda: transform.render_many(data, specs, limits),
+        "largest": lambda: transform.render_many(data, largest, limits)}
+    if with_vips:
+        ladders["vips"] = lambda: vips_ladder(data, specs)
+    times: dict[str, list[float]] = {name: [] for name in ladders}
     for _ in range(runs):  # interleaved
-        times["ours"].append(median_ms(lambda: transform.render_many(data, specs, limits), 1))
-        times["largest"].append(median_ms(lambda: transform.render_many(data, largest, limits), 1))
-    ours_ms, largest_ms = statistics.median(times["ours"]), statistics.median(times["largest"])
+        for name, fn in ladders.items():
+            times[name].append(median_ms(fn, 1))
+    ms = {name: statistics.median(values) for name, values in times.items()}
+    encodes = ladder_encodes_ms(data, specs, limits, max(1, runs // 2))
+    smaller = sum(t for spec, t in zip(specs, encodes, strict=True) if spec.width != widest)
     classic_ms = median_ms(classic, max(1, runs // 2))
-    return {"variants": len(specs), "ours_ms": ours_ms, "classic_ms": classic_ms, "speedup": classic_ms / ours_ms,
-            "largest_member": f"{widest} px x {len(largest)} formats", "largest_ms": largest_ms,
-            "ladder_vs_largest": ours_ms / largest_ms}
+    return {"variants": len(specs), "ours_ms": ms["ours"], "classic_ms": classic_ms,
+            "speedup": classic_ms / ms["ours"], "vips_ms": ms.get("vips"),
+            "largest_member": f"{widest} px x {len(largest)} formats", "largest_ms": ms["largest"],
+            "ladder_vs_largest": ms["ours"] / ms["largest"], "encodes_ms": sum(encodes),
+            "smaller_encodes_ms": smaller, "floor_vs_largest": (ms["largest"] + smaller) / ms["largest"]}
+
+
+def ladder_encodes_ms(data: bytes, specs: list[ResizeSpec], limits: Limits, runs: int) -> list[float]:
+    """The time to encode each ladder variant from its resized pixels, with transform's own encoder settings: the
+    part of a ladder that no sharing of decodes or resizes can save. The pixels are the same ladder made as PNG."""
+    made = transform.render_many(data, specs, limits)
+    pixels = transform.render_many(data, [replace(spec, format=Format.PNG) for spec in specs], limits)
+    times = []
+    for spec, variant, png in zip(specs, made, pixels, strict=True):
+        picture = Image.open(io.BytesIO(png.data))
+        picture.load()
+        quality = spec.quality_for(variant.format)
+        times.append(median_ms(lambda p=picture, f=variant.format, q=quality: transform.encode(p.copy(), f, q), runs))
+    return times
+
+
+def vips_ladder(data: bytes, specs: list[ResizeSpec]) -> list[bytes]:
+    """libvips making the same ladder the same way: one shrink-on-load decode to the largest width, each smaller
+    width resized from the one before (lanczos3), every variant saved as ours is."""
+    import pyvips
+
+    widths = sorted({spec.width or 0 for spec in specs}, reverse=True)
+    picture = pyvips.Image.thumbnail_buffer(data, widths[0], height=widths[0] * 100).copy_memory()
+    out = []
+    for width in widths:
+        if picture.width != width:
+            picture = picture.resize(width / picture.width, kernel="lanczos3").copy_memory()
+        for spec in (s for s in specs if s.width == width):
+            fmt = "jpeg" if spec.format is Format.ORIGINAL else spec.format.value
+            out.append(picture.write_to_buffer(VIPS_SAVE[fmt], keep=0, **vips_save_options(fmt, same_output=True)))
+    return out
+
+
+def stages(source: str, width: int, runs: int) -> dict[str, object]:
+    """A JPEG photo to `width` px JPEG in its three steps, each timed alone and interleaved: Pillow as transform
+    does them (draft decode, LANCZOS, encode) against libvips doing the same work (the same shrink-on-load, lanczos3,
+    the same kind of file). Where the time goes, and so what any change can win."""
+    import pyvips
+
+    data = source_bytes(source)
+    with Image.open(io.BytesIO(data)) as probe:
+        full = probe.size
+    scale = width / full[0] * transform.DRAFT_HEADROOM
+    height = round(full[1] * width / full[0])
+
+    def pil_decode() -> Image.Image:
+        image = Image.open(io.BytesIO(data))
+        image.draft("RGB", (math.ceil(full[0] * scale), math.ceil(full[1] * scale)))
+        image.load()
+        return image
+
+    decoded = pil_decode()
+    shrink = full[0] // decoded.width
+
+    def pil_resize() -> Image.Image:
+        return decoded.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=transform.REDUCING_GAP)
+
+    resized = pil_resize()
+
+    def vips_decode() -> pyvips.Image:
+        return pyvips.Image.new_from_buffer(data, "", shrink=shrink).copy_memory()
+
+    vips_decoded = vips_decode()
+
+    def vips_resize() -> pyvips.Image:
+        return vips_decoded.resize(width / vips_decoded.width, kernel="lanczos3").copy_memory()
+
+    vips_resized = vips_resize()
+    steps: dict[str, dict[str, Callable[[], object]]] = {
+        "decode": {"ours": pil_decode, "vips": vips_decode},
+        "resize": {"ours": pil_resize, "vips": vips_resize},
+        "encode": {"ours": lambda: transform.encode(resized.copy(), Format.JPEG, QUALITY["jpeg"]),
+                   "vips": lambda: vips_resized.write_to_buffer(".jpg", keep=0, **vips_save_options("jpeg", True))},
+    }
+    times = {step: {side: [] for side in sides} for step, sides in steps.items()}
+    for _ in range(runs):
+        for step, sides in steps.items():
+            for side, fn in sides.items():
+                times[step][side].append(median_ms(fn, 1))
+    result: dict[str, object] = {"decoded": f"{decoded.width}x{decoded.height} (1/{shrink})",
+                                 "resized": f"{width}x{height}"}
+    for step, sides in times.items():
+        ours_ms, vips_ms = statistics.median(sides["ours"]), statistics.median(sides["vips"])
+        result[step] = {"ours_ms": ours_ms, "vips_ms": vips_ms, "ratio": ours_ms / vips_ms}
+    return result
 
 
 # Encoder settings compared on one resized picture: (format, label, Pillow save options).
@@ -454,15 +555,27 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "cases": [asdict(r) | {"ours_vs_vips": r.vs_vips, "ours_vs_vips_default": r.vs_vips_default,
                                "usual_vs_ours": r.vs_usual} for r in rows],
-        "prewarm": prewarm(ladder_source, runs),
+        "prewarm": prewarm(ladder_source, runs, with_vips),
+        "stages": stages(ladder_source, 100 if args.tiny else 1200, runs) if with_vips else None,
         "cold_start": cold_start(3 if args.tiny else 7, ladder_source),
         "encoders": encoders(ladder_source, 1200, 1 if args.tiny else 5),
     }
     print(table(rows))
     pre = result["prewarm"]
-    print(f"\npre-warm ladder ({pre['variants']} variants): {pre['ours_ms']:.0f} ms, "
-          f"classic {pre['classic_ms']:.0f} ms ({pre['speedup']:.1f}x faster); its largest member ({pre['largest_member']}) {pre['largest_ms']:.0f} ms, "
-          f"the ladder {pre['ladder_vs_largest']:.2f}x that")
+    vs_vips = (f"; libvips, same ladder: {pre['vips_ms']:.0f} ms (ours/vips {pre['ours_ms'] / pre['vips_ms']:.2f})"
+               if pre["vips_ms"] else "")
+    print(f"\npre-warm ladder ({pre['variants']} variants): {pre['ours_ms']:.0f} ms; "
+          f"classic {pre['classic_ms']:.0f} ms ({pre['speedup']:.1f}x faster){vs_vips}")
+    print(f"  its largest member ({pre['largest_member']}) {pre['largest_ms']:.0f} ms, the ladder "
+          f"{pre['ladder_vs_largest']:.2f}x that; encoding the {pre['variants']} variants alone takes "
+          f"{pre['encodes_ms']:.0f} ms, the smaller sizes' {pre['smaller_encodes_ms']:.0f} ms, so no ladder can cost "
+          f"under {pre['floor_vs_largest']:.2f}x its largest member")
+    if result["stages"]:
+        st = result["stages"]
+        print(f"\nstep by step, {ladder_source} to {st['resized']} JPEG (ours vs libvips, same work; "
+              f"decoded at {st['decoded']}): " + ", ".join(
+                  f"{step} {st[step]['ours_ms']:.1f} vs {st[step]['vips_ms']:.1f} ms ({st[step]['ratio']:.2f}x)"
+                  for step in ("decode", "resize", "encode")))
     cold = result["cold_start"]
     print(f"cold start: handler import {cold['handler_import_ms']:.0f} ms vs boto3 + Pillow "
           f"{cold['boto3_pillow_import_ms']:.0f} ms ({cold['ratio']:.2f}x); imported at start: "

@@ -204,7 +204,7 @@ def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits) -> lis
                 for i in (i for i in chained if plans[i].size == size):
                     fmt = _output_format(specs[i].format, source_format)
                     out = _for_output(picture, fmt, specs[i], None)
-                    data_out = _encode(out, fmt, specs[i].quality_for(fmt), exif if specs[i].keep_copyright else None)
+                    data_out = encode(out, fmt, specs[i].quality_for(fmt), exif if specs[i].keep_copyright else None)
                     results[i] = Rendered(data_out, fmt, out.width, out.height)
     for i, spec in enumerate(specs):
         if i not in results:
@@ -514,18 +514,18 @@ def _encode_within(picture: Image.Image, fmt: Format, spec: ResizeSpec, exif: by
     """Encode at the spec's quality; with max_bytes, the highest quality (binary search) whose output fits, down
     to MIN_QUALITY (lossless formats are encoded once: their size does not depend on a quality)."""
     quality = spec.quality_for(fmt)
-    encoded = _encode(picture, fmt, quality, exif)
+    encoded = encode(picture, fmt, quality, exif)
     if not spec.max_bytes or len(encoded) <= spec.max_bytes or quality is None:
         return encoded
     low, high, best = MIN_QUALITY, quality - 1, None
     while low <= high:
         middle = (low + high) // 2
-        attempt = _encode(picture.copy(), fmt, middle, exif)
+        attempt = encode(picture.copy(), fmt, middle, exif)
         if len(attempt) <= spec.max_bytes:
             best, low = attempt, middle + 1
         else:
             high = middle - 1
-    return best if best is not None else _encode(picture.copy(), fmt, MIN_QUALITY, exif)
+    return best if best is not None else encode(picture.copy(), fmt, MIN_QUALITY, exif)
 
 
 def _px(value: float) -> int:
@@ -672,7 +672,7 @@ def _copyright_exif(image: Image.Image) -> bytes | None:
     return exif.tobytes()
 
 
-def _encode(image: Image.Image, fmt: Format, quality: int | None, exif: bytes | None = None) -> bytes:
+def encode(image: Image.Image, fmt: Format, quality: int | None, exif: bytes | None = None) -> bytes:
     """Save a fresh image: no EXIF, XMP, comments, text chunks or colour profile from the original.
 
     `exif`, when given (only the copyright notice), is written by the formats that carry EXIF; GIF has none.
