@@ -6,7 +6,7 @@ import io
 import math
 import struct
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,6 +14,7 @@ from functools import lru_cache
 from PIL import Image, ImageChops, ImageCms, ImageFilter, ImageMath, ImageSequence, UnidentifiedImageError
 
 from .errors import TooLarge, Undecodable, UnsupportedType
+
 from .spec import Fit, Format, HAlign, ResizeSpec, Trim, VAlign
 
 # Pillow sniffs by content: this list is the allow-list of decoders, so nothing else (EPS, PSD, TIFF...) is parsed.
@@ -35,6 +36,9 @@ DRAFT_HEADROOM = 1.5
 # stops this many times above the target, as libvips leaves LANCZOS a factor of 2. Measured on the 2048x1536 RGBA
 # PNG to 400 px: 3.0 71 ms, 2.0 56 ms at 57 dB against a full-resolution LANCZOS (libvips: 51 dB).
 REDUCING_GAP = 2.0
+# The modes fast_image_resize takes from Pillow (RGBA with premultiplied alpha, as Pillow does); of what
+# _normalize_mode leaves, LA is the one left to Pillow.
+_FAST_MODES = ("L", "RGB", "RGBA", "CMYK")
 
 JPEG_OPTIONS = {"optimize": False, "progressive": True}
 PNG_OPTIONS = {"compress_level": 6}
@@ -224,8 +228,8 @@ def _resize_upright(picture: Image.Image, size: tuple[int, int], box: tuple[floa
     pixels, not the decoded original's (3 to 4 times fewer at a 1/2 draft)."""
     if orientation in _ORIENT:
         stored = (size[1], size[0]) if orientation >= 5 else size
-        return _resize(picture, stored, box).transpose(_ORIENT[orientation])
-    return _resize(picture, size, box)
+        return resize(picture, stored, box).transpose(_ORIENT[orientation])
+    return resize(picture, size, box)
 
 
 def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Format, limits: Limits) -> Rendered:
@@ -236,7 +240,7 @@ def _render_animation(image: Image.Image, frames: int, spec: ResizeSpec, fmt: Fo
     durations: list[int] = []
     with _decoding("a frame of the animation is damaged"):
         for frame in ImageSequence.Iterator(image):
-            picture = _effects(_resize(_normalize_mode(frame), plan.size, plan.box), spec)
+            picture = _effects(resize(_normalize_mode(frame), plan.size, plan.box), spec)
             durations.append(int(frame.info.get("duration") or 0))  # WebP sets it when the frame loads
             pictures.append(_turned(_for_output(picture, fmt, spec, plan.canvas), spec))
     out = io.BytesIO()
@@ -265,10 +269,53 @@ def _frame_count(image: Image.Image, limits: Limits) -> int:
     return frames
 
 
-def _resize(picture: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]) -> Image.Image:
+def resize(picture: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]) -> Image.Image:
+    """LANCZOS-resize the (fractional) `box` of `picture` to `size`; what is more than REDUCING_GAP times too big is
+    box-reduced first, exactly as Pillow's `reducing_gap` does.
+
+    The LANCZOS step is fast_image_resize's (cykooz.resizer: SIMD, one thread) where it has a wheel: the same filter
+    and the same box as Pillow's, measured at the same PSNR, 5-6x faster. Elsewhere, and for LA, it is Pillow's.
+    """
     if picture.size == size and box == (0, 0, *picture.size):
         return picture
-    return picture.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
+    factor = (int((box[2] - box[0]) / size[0] / REDUCING_GAP) or 1,
+              int((box[3] - box[1]) / size[1] / REDUCING_GAP) or 1)
+    if factor != (1, 1):
+        reduced = _reduce_box(picture.size, size, box)
+        picture = picture.reduce(factor, box=reduced)
+        box = ((box[0] - reduced[0]) / factor[0], (box[1] - reduced[1]) / factor[1],
+               (box[2] - reduced[0]) / factor[0], (box[3] - reduced[1]) / factor[1])
+    lanczos = _fast_lanczos()
+    if lanczos is None or picture.mode not in _FAST_MODES:
+        return picture.resize(size, Image.Resampling.LANCZOS, box=box)
+    return lanczos(picture, size, box)
+
+
+def _reduce_box(source: tuple[int, int], size: tuple[int, int], box: tuple[float, float, float, float],
+                ) -> tuple[int, int, int, int]:
+    """The whole pixels around `box` that LANCZOS (support 3) reads for `size`: what reduce must keep."""
+    support = (3 - 0.5) * (box[2] - box[0]) / size[0], (3 - 0.5) * (box[3] - box[1]) / size[1]
+    return (max(0, int(box[0] - support[0])), max(0, int(box[1] - support[1])),
+            min(source[0], math.ceil(box[2] + support[0])), min(source[1], math.ceil(box[3] + support[1])))
+
+
+@lru_cache(maxsize=1)
+def _fast_lanczos() -> Callable[[Image.Image, tuple[int, int], tuple[float, ...]], Image.Image] | None:
+    """fast_image_resize's LANCZOS-3 of a box, imported at the first resize (a cache hit never needs it); None where
+    it has no wheel."""
+    try:
+        from cykooz_resizer import CropBox, FilterType, ResizeAlg, Resizer, ResizeOptions
+    except ImportError:
+        return None
+    resizer, algorithm = Resizer(), ResizeAlg.convolution(FilterType.lanczos3)
+
+    def lanczos(picture: Image.Image, size: tuple[int, int], box: tuple[float, ...]) -> Image.Image:
+        out = Image.new(picture.mode, size)
+        crop = CropBox(box[0], box[1], box[2] - box[0], box[3] - box[1])
+        resizer.resize_pil(picture, out, ResizeOptions(algorithm, crop_box=crop))  # one thread: no thread_pool
+        return out
+
+    return lanczos
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:
