@@ -488,7 +488,8 @@ def cold_start(runs: int, source: str) -> dict[str, object]:
         name, depth = fields[2].strip(), (len(fields[2]) - len(fields[2].lstrip()) - 1) // 2
         if depth == 1 and int(fields[1]) >= 3_000:
             heavy[name] = int(fields[1]) / 1000  # what the handler module imports, 3 ms or more with its own imports
-    lazy = {name: name in trace for name in ("pillow_heif", "PIL.AvifImagePlugin", "aws_xray_sdk", "boto3")}
+    lazy = {name: name in trace
+            for name in ("pillow_heif", "PIL.AvifImagePlugin", "aws_xray_sdk", "boto3", "cykooz_resizer")}
     return {"handler_import_ms": handler, "boto3_pillow_import_ms": baseline, "ratio": handler / baseline,
             "heavy_imports_ms": heavy, "imported_at_start": lazy, "first_response": first_response(source, runs, env)}
 
