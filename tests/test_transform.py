@@ -146,6 +146,14 @@ def test_resize_step_is_fast_image_resize_where_it_can_be_and_pillow_otherwise(
         assert modes == ([] if without else ["RGB", "CMYK"])
 
 
+def test_resize_step_takes_a_box_a_rounding_error_past_the_edge() -> None:
+    # given a box whose far edge is past the picture by float residue, when resized, then it is the whole picture
+    picture = Image.new("RGB", (100, 80), (1, 2, 3))
+    picture.paste((250, 0, 0), (90, 0, 100, 80))
+    out = transform.resize(picture, (10, 8), (0, 0, 100 + 1e-9, 80 + 1e-9))
+    assert out.size == (10, 8) and out.getpixel((9, 4))[0] > 200 and out.getpixel((0, 4)) == (1, 2, 3)
+
+
 def test_jpeg_is_drafted_well_below_full_size_for_a_thumbnail(monkeypatch: pytest.MonkeyPatch) -> None:
     # given a 2725x2225 JPEG and a 300 px thumbnail, when rendered, then it is decoded at a reduced DCT scale
     decoded: list[tuple[int, int]] = []

@@ -315,7 +315,8 @@ def _fast_lanczos() -> Callable[[Image.Image, tuple[int, int], tuple[float, ...]
 
     def lanczos(picture: Image.Image, size: tuple[int, int], box: tuple[float, ...]) -> Image.Image:
         out = Image.new(picture.mode, size)
-        crop = CropBox(box[0], box[1], box[2] - box[0], box[3] - box[1])
+        x0, y0 = max(0.0, box[0]), max(0.0, box[1])  # within the picture: float residue must not make it an error
+        crop = CropBox(x0, y0, min(box[2], picture.width) - x0, min(box[3], picture.height) - y0)
         resizer.resize_pil(picture, out, ResizeOptions(algorithm, crop_box=crop))  # one thread: no thread_pool
         return out
 
