@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import io
 import json
 import math
@@ -163,6 +164,13 @@ def vips_save_options(fmt: str, same_output: bool) -> dict[str, object]:
     if same_output and fmt == "webp":
         options["effort"] = int(transform.WEBP_OPTIONS["method"])
     return options
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def one_thread() -> None:
@@ -551,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         "jpeg_12mp_galaxy_s7edge.jpg" if CORPUS.is_dir() else GENERATED_CASES[0].source)
     result = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "pillow": Image.__version__,
+                    "cpus": os.cpu_count(), "pillow": Image.__version__, "resizer": _version("cykooz.resizer"),
                     "libvips": ".".join(str(__import__("pyvips").version(i)) for i in range(3)) if with_vips else None},
         "runs": runs,
         "cases": [asdict(r) | {"ours_vs_vips": r.vs_vips, "ours_vs_vips_default": r.vs_vips_default,
