@@ -12,12 +12,11 @@ import hostile
 import icc
 import pytest
 from conftest import fixture, png_bytes, sample
-from PIL import Image, ImageChops, ImageStat
-from PIL.JpegImagePlugin import JpegImageFile
-
 from imageorigin import transform
 from imageorigin.errors import TooLarge, Undecodable, UnsupportedType
 from imageorigin.spec import HAlign, parse
+from PIL import Image, ImageChops, ImageStat
+from PIL.JpegImagePlugin import JpegImageFile
 
 LIMITS = transform.Limits()
 

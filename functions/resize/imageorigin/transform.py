@@ -14,7 +14,6 @@ from functools import lru_cache
 from PIL import Image, ImageChops, ImageCms, ImageFilter, ImageMath, ImageSequence, UnidentifiedImageError
 
 from .errors import TooLarge, Undecodable, UnsupportedType
-
 from .spec import Fit, Format, HAlign, ResizeSpec, Trim, VAlign
 
 # Pillow sniffs by content: this list is the allow-list of decoders, so nothing else (EPS, PSD, TIFF...) is parsed.
@@ -308,7 +307,7 @@ def _fast_lanczos() -> Callable[[Image.Image, tuple[int, int], tuple[float, ...]
     """fast_image_resize's LANCZOS-3 of a box, imported at the first resize (a cache hit never needs it); None where
     it has no wheel."""
     try:
-        from cykooz_resizer import CropBox, FilterType, ResizeAlg, Resizer, ResizeOptions
+        from cykooz_resizer import CropBox, FilterType, ResizeAlg, ResizeOptions, Resizer
     except ImportError:
         return None
     resizer, algorithm = Resizer(), ResizeAlg.convolution(FilterType.lanczos3)
