@@ -360,8 +360,8 @@ def vips_ladder(data: bytes, specs: list[ResizeSpec]) -> list[bytes]:
 
 def stages(source: str, width: int, runs: int) -> dict[str, object]:
     """A JPEG photo to `width` px JPEG in its three steps, each timed alone and interleaved: ours as transform
-    does them (Pillow's draft decode, transform.resize, Pillow's encode) against libvips doing the same work (the same shrink-on-load, lanczos3,
-    the same kind of file). Where the time goes, and so what any change can win."""
+    does them (Pillow's draft decode with transform's headroom, transform.resize, transform.encode) against libvips
+    doing the same work (the same shrink-on-load, lanczos3, the same kind of file). Where the time goes."""
     import pyvips
 
     data = source_bytes(source)
