@@ -22,10 +22,14 @@ sys.path.insert(0, str(ROOT / "functions" / "resize"))
 
 from PIL import Image, ImageChops, ImageOps, ImageStat  # noqa: E402
 
-from imageorigin import service, transform  # noqa: E402
+from imageorigin import delivery, formats, ladder  # noqa: E402
+from imageorigin import render as transform  # noqa: E402
 from imageorigin.config import Settings  # noqa: E402
-from imageorigin.spec import Format, ResizeSpec, parse  # noqa: E402
-from imageorigin.transform import Limits  # noqa: E402
+from imageorigin.formats import Format  # noqa: E402
+from imageorigin.grammars.query import parse  # noqa: E402
+from imageorigin.model import ResizeSpec  # noqa: E402
+from imageorigin.render import Limits, pixels  # noqa: E402
+from imageorigin.render import encode as encoding  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "photos"
 PIL_NAMES = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG", "gif": "GIF"}
@@ -157,12 +161,13 @@ def vips_save_options(fmt: str, same_output: bool) -> dict[str, object]:
     """libvips' save options for our quality, and with `same_output` for the same kind of file as ours."""
     options: dict[str, object] = {"Q": QUALITY[fmt]} if fmt in QUALITY else {}
     if fmt == "avif":  # libvips' effort 0-9 (slowest) is libaom's speed 9-0
-        options["effort"] = 9 - int(transform.AVIF_OPTIONS["speed"])
+        options["effort"] = 9 - int(formats.BY_NAME["avif"].save_options["speed"])
     if same_output and fmt == "jpeg":
-        options["interlace"] = bool(transform.JPEG_OPTIONS["progressive"])
-        options["optimize_coding"] = bool(transform.JPEG_OPTIONS["optimize"] or transform.JPEG_OPTIONS["progressive"])
+        jpeg = formats.BY_NAME["jpeg"].save_options
+        options["interlace"] = bool(jpeg["progressive"])
+        options["optimize_coding"] = bool(jpeg["optimize"] or jpeg["progressive"])
     if same_output and fmt == "webp":
-        options["effort"] = int(transform.WEBP_OPTIONS["method"])
+        options["effort"] = int(formats.BY_NAME["webp"].save_options["method"])
     return options
 
 
@@ -291,7 +296,7 @@ def prewarm(source: str, runs: int, with_vips: bool) -> dict[str, object]:
     against its largest member, against the floor its encodes set, and against libvips making the same ladder."""
     data = source_bytes(source)
     settings = Settings()
-    requests = service.ladder("x.jpg", settings)
+    requests = ladder.ladder("x.jpg", settings)
     specs = [r.spec for r in requests]
 
     def classic() -> None:
@@ -306,7 +311,7 @@ def prewarm(source: str, runs: int, with_vips: bool) -> dict[str, object]:
 
     widest = max(spec.width or 0 for spec in specs)
     largest = [spec for spec in specs if spec.width == widest]  # the largest member, in every format of the ladder
-    limits = service.limits(settings)
+    limits = delivery.limits(settings)
     ladders: dict[str, Callable[[], object]] = {
         "ours": lambda: transform.render_many(data, specs, limits),
         "largest": lambda: transform.render_many(data, largest, limits)}
@@ -337,7 +342,7 @@ def ladder_encodes_ms(data: bytes, specs: list[ResizeSpec], limits: Limits, runs
         picture = Image.open(io.BytesIO(png.data))
         picture.load()
         quality = spec.quality_for(variant.format)
-        times.append(median_ms(lambda p=picture, f=variant.format, q=quality: transform.encode(p.copy(), f, q), runs))
+        times.append(median_ms(lambda p=picture, f=variant.format, q=quality: encoding.encode(p.copy(), f, q), runs))
     return times
 
 
@@ -367,7 +372,7 @@ def stages(source: str, width: int, runs: int) -> dict[str, object]:
     data = source_bytes(source)
     with Image.open(io.BytesIO(data)) as probe:
         full = probe.size
-    scale = width / full[0] * transform.DRAFT_HEADROOM
+    scale = width / full[0] * pixels.DRAFT_HEADROOM
     height = round(full[1] * width / full[0])
 
     def pil_decode() -> Image.Image:
@@ -380,7 +385,7 @@ def stages(source: str, width: int, runs: int) -> dict[str, object]:
     shrink = full[0] // decoded.width
 
     def pil_resize() -> Image.Image:
-        return transform.resize(decoded, (width, height), (0, 0, *decoded.size))
+        return pixels.resize(decoded, (width, height), (0, 0, *decoded.size))
 
     resized = pil_resize()
 
@@ -396,7 +401,7 @@ def stages(source: str, width: int, runs: int) -> dict[str, object]:
     steps: dict[str, dict[str, Callable[[], object]]] = {
         "decode": {"ours": pil_decode, "vips": vips_decode},
         "resize": {"ours": pil_resize, "vips": vips_resize},
-        "encode": {"ours": lambda: transform.encode(resized.copy(), Format.JPEG, QUALITY["jpeg"]),
+        "encode": {"ours": lambda: encoding.encode(resized.copy(), Format.JPEG, QUALITY["jpeg"]),
                    "vips": lambda: vips_resized.write_to_buffer(".jpg", keep=0, **vips_save_options("jpeg", True))},
     }
     times = {step: {side: [] for side in sides} for step, sides in steps.items()}
@@ -453,7 +458,7 @@ started = time.time()
 import imageorigin.handlers.api as api
 imported = time.time()
 from imageorigin import runtime
-from imageorigin.storage import MemoryStore
+from tests.fakes import MemoryStore
 memory = MemoryStore()
 memory.add_original("photo.jpg", open(sys.argv[2], "rb").read())
 runtime.store = lambda: memory
@@ -476,8 +481,9 @@ print(json.dumps({"interpreter_ms": (started - spawned) * 1000, "import_ms": (im
 
 def cold_start(runs: int, source: str) -> dict[str, object]:
     """Import cost of the handler against boto3 + Pillow alone, each in fresh processes; heavy imports listed."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "functions" / "resize"), POWERTOOLS_TRACE_DISABLED="true",
-               POWERTOOLS_METRICS_NAMESPACE="bench", AWS_DEFAULT_REGION="us-east-1")
+    path = os.pathsep.join((str(ROOT / "functions" / "resize"), str(ROOT)))  # the package, and tests.fakes
+    env = dict(os.environ, PYTHONPATH=path, POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_NAMESPACE="bench",
+               AWS_DEFAULT_REGION="us-east-1")
 
     def fresh(imports: str) -> float:
         out = subprocess.run([sys.executable, "-c", IMPORT_TIME.format(imports=imports)], capture_output=True,

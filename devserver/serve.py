@@ -11,7 +11,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
 from urllib.parse import parse_qs, urlsplit
 
 from devserver.local import ORIGINALS, ROOT, LocalContext, configure, response_parts, rest_event, s3_event, seed
@@ -29,7 +28,7 @@ class UploadWatcher(threading.Thread):
     """Emulates the originals bucket's event notifications: every second, diff its listing and send the
     ObjectCreated/ObjectRemoved events S3 would, to the same pre-warm handler as on AWS."""
 
-    def __init__(self, client: object, handler, lock: threading.Lock) -> None:  # noqa: ANN001
+    def __init__(self, client: object, handler, lock: threading.Lock) -> None:
         super().__init__(daemon=True)
         self.client, self.handler, self.lock = client, handler, lock
         self.seen = self.listing()  # what is there at start was not uploaded now
@@ -52,12 +51,12 @@ class UploadWatcher(threading.Thread):
                     with self.lock:
                         result = self.handler(event, LocalContext())
                     outcome = f"{result} {(time.perf_counter() - started) * 1000:.0f} ms"
-                except Exception as exc:  # shown, as Lambda would log it; the watcher keeps going
+                except Exception as exc:  # noqa: BLE001 - shown, as Lambda would log it; the watcher keeps going
                     outcome = f"failed: {exc}"
                 print(f"S3 {record['eventName']} {record['s3']['object']['key']} -> {outcome}", flush=True)
 
 
-def make_handler(lambda_handler, lock: threading.Lock, s3: object) -> type[BaseHTTPRequestHandler]:  # noqa: ANN001
+def make_handler(lambda_handler, lock: threading.Lock, s3: object) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         """Each request becomes the API Gateway event the function gets on AWS; one at a time, as in Lambda."""
 
@@ -67,7 +66,7 @@ def make_handler(lambda_handler, lock: threading.Lock, s3: object) -> type[BaseH
             if self.path.startswith(UPLOAD_URL):
                 self._upload_url()
                 return
-            event = rest_event(self.command, self.path, {k: v for k, v in self.headers.items()})
+            event = rest_event(self.command, self.path, dict(self.headers.items()))
             started = time.perf_counter()
             with lock:
                 status, headers, body = response_parts(lambda_handler(event, LocalContext()))
@@ -126,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     configure(f"http://127.0.0.1:{s3_port}")
 
     import boto3
-
     from botocore.config import Config
 
     s3 = boto3.client("s3", config=Config(signature_version="s3v4"))

@@ -1,6 +1,7 @@
 // Runs every request of a vector table through the CloudFront Function the way CloudFront calls it, under
 // Node.js, and prints what the function did with each as JSON: {uri} when it rewrote the request, {status, body}
-// when it answered itself. Usage: node edge/run-vectors.js edge/viewer-request.js edge/vectors.json
+// when it answered itself, and the tables it carries. Usage: node edge/run-vectors.js edge/viewer-request.js
+// edge/vectors.json
 'use strict';
 const fs = require('fs');
 const vm = require('vm');
@@ -52,4 +53,8 @@ const results = table.vectors.map((vector) => {
   }).join('&');
   return {uri: out.uri + (query ? `?${query}` : '')};
 });
-process.stdout.write(JSON.stringify({bytes: Buffer.byteLength(source), results}));
+// The function's upper-case top-level values as it evaluated them (the generated format tables among them).
+const tables = Object.fromEntries(Object.keys(sandbox)
+  .filter((name) => /^[A-Z][A-Z0-9_]*$/.test(name) && typeof sandbox[name] !== 'function')
+  .map((name) => [name, sandbox[name]]));
+process.stdout.write(JSON.stringify({bytes: Buffer.byteLength(source), tables, results}));

@@ -9,12 +9,14 @@ import sys
 from collections import Counter
 from urllib.parse import unquote, urlparse
 
+import boto3
 import pytest
 from botocore.stub import Stubber
 from conftest import CACHE, EVENTS, ORIGINALS, ROOT, api_event, invoke, load_event, sample
 from PIL import Image
 
 from imageorigin import runtime
+from imageorigin.storage import S3Store
 
 # event file -> (status, Content-Type, decoded size or the error's parameter/code)
 EXPECTED = {
@@ -26,6 +28,20 @@ EXPECTED = {
     "api_bad_parameter.json": (400, "application/json", "bad_parameter"),
     "api_missing_original.json": (404, "application/json", "not_found"),
 }
+
+
+@pytest.fixture(autouse=True)
+def stubbable_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler's S3 calls on one client the tests can count and stub: a store made with its own client uses
+    that client for every call (the deadline is still checked before each one)."""
+    made: list[S3Store] = []
+
+    def store() -> S3Store:
+        if not made:
+            made.append(S3Store(ORIGINALS, CACHE, client=boto3.client("s3", region_name="us-east-1")))
+        return made[0]
+
+    monkeypatch.setattr(runtime, "store", store)
 
 
 def s3_calls() -> Counter[tuple[str, str]]:
@@ -175,9 +191,9 @@ def test_storage_fault_on_the_original_is_502_and_writes_nothing(s3: object) -> 
 
 
 def test_unexpected_errors_are_a_generic_500(s3: object, monkeypatch) -> None:
-    from imageorigin import transform
+    from imageorigin import render as transform
 
-    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+    def broken(*_args, **_kwargs):
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(transform, "render", broken)

@@ -11,14 +11,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import pytest
 from cfnlint.decode import cfn_yaml
 from conftest import ROOT
 
-from imageorigin import spec
 from imageorigin.errors import ImageServiceError
+from imageorigin.grammars import edge as spec
 from imageorigin.handlers import api
 
 EDGE = ROOT / "edge"
@@ -65,8 +65,8 @@ def node() -> str:
     return found
 
 
-def run_node(code_path: Path) -> dict:
-    out = subprocess.run([node(), str(EDGE / "run-vectors.js"), str(code_path), str(EDGE / "vectors.json")],
+def run_node(code_path: Path, table_path: Path = EDGE / "vectors.json") -> dict:
+    out = subprocess.run([node(), str(EDGE / "run-vectors.js"), str(code_path), str(table_path)],
                          capture_output=True, text=True, check=True, timeout=60)
     return json.loads(out.stdout)
 
@@ -113,8 +113,10 @@ def test_edge_refusals_are_json_with_short_caching(node_source: dict) -> None:
 
 def test_the_table_covers_what_the_contract_promises() -> None:
     names = " ".join(v["name"] for v in VECTORS).lower()
-    for topic in ("alias", "order", "unknown", "chrome", "firefox", "safari", "curl", "transparent", "animated",
-                  "space", "unicode", "%2f", "dot-dot", "canonical", "picture", "preset"):
+    for topic in ("alias", "order", "unknown", "chrome", "chromium", "firefox", "safari", "old browser", "q=0",
+                  "curl", "transparent", "animated", "gif", "bg", "space", "plus", "%25", "unicode", "= and ,", "%2f",
+                  "dot-dot", "no extension", "several dots", "1024 bytes", "canonical", "fm=original", "picture",
+                  "preset", "signed"):
         assert topic in names, topic
 
 
@@ -129,6 +131,143 @@ def test_deployed_function_fits_cloudfront_and_uses_only_template_parameters(tem
     filled = re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: str(template["Parameters"][m.group(1)]["Default"]), code)
     assert len(filled.encode()) < 10 * 1024  # CloudFront Functions' code size limit
     assert json.loads(template["Parameters"]["Presets"]["Default"]) == PARAMETERS["Presets"]
+
+
+def test_canonical_paths_only_for_keys_that_leave_room_for_a_spec(node_source: dict) -> None:
+    """A canonical path is the cache bucket's key: its <version>/<key>/ leaves SPEC_ROOM of S3's MAX_KEY_BYTES for
+    the spec (a longer key keeps the query form, which the function answers itself). The table reaches both
+    limits exactly."""
+    limit, room = node_source["tables"]["MAX_KEY_BYTES"], node_source["tables"]["SPEC_ROOM"]
+    paths = [unquote(answer["uri"].partition("?")[0][1:]).encode()
+             for answer in node_source["results"] if "uri" in answer]
+    prefixes = [path.rpartition(b"/")[0] + b"/" for path in paths
+                if path.startswith(PARAMETERS["KeyVersion"].encode() + b"/") and b"fm=" in path.rpartition(b"/")[2]]
+    assert max(map(len, paths)) == limit
+    assert max(map(len, prefixes)) + room == limit
+
+
+def test_signed_requests_forward_only_what_the_function_reads(node_source: dict) -> None:
+    """`s`, `exp` and the parameters' names (S3 acts on names of its own, and the cache bucket is an origin too)."""
+    aliases = node_source["tables"]["ALIASES"]
+    forwarded = [parse_qs(answer["uri"].partition("?")[2], keep_blank_values=True)
+                 for vector, answer in zip(VECTORS, node_source["results"], strict=True)
+                 if "s" in parse_qs(vector["query"], keep_blank_values=True) and "uri" in answer]
+    assert len(forwarded) >= 5
+    for query in forwarded:
+        assert all(name in ("s", "exp") or name.lower() in aliases for name in query), query
+
+
+# ---- the format tables: generated into edge/viewer-request.js from the registry (imageorigin/formats.py) ----
+
+def run_embed(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(EDGE / "embed.py"), *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.fixture
+def edge_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """Copies of the function and the template, to spoil."""
+    source, template = tmp_path / "viewer-request.js", tmp_path / "template.yaml"
+    shutil.copyfile(EDGE / "viewer-request.js", source)
+    shutil.copyfile(TEMPLATE, template)
+    return source, template
+
+
+def test_embed_check_passes() -> None:
+    """What `make lint` runs: the tables are the registry's now, and the template carries the function."""
+    done = run_embed("--check")
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_function_carries_the_registrys_tables(node_source: dict, node_deployed: dict) -> None:
+    """As Node.js evaluates them, written and minified: the registry's edge_tables(), every one."""
+    tables = embed.registry_tables()
+    assert {"FORMATS", "EXTENSIONS", "UNIVERSAL", "QUALITY", "OPAQUE", "AUTO", "ANIMATED"} <= set(tables)
+    for run in (node_source, node_deployed):
+        assert {name: run["tables"].get(name) for name in tables} == tables
+
+
+def test_embed_check_fails_on_a_stale_table(edge_copy: tuple[Path, Path]) -> None:
+    """A table edited by hand (or left behind by a registry change), even when the template carries it."""
+    source, template = edge_copy
+    tables = embed.registry_tables()
+    first = next(iter(tables["QUALITY"]))
+    stale = embed.with_tables(source.read_text(), {**tables, "QUALITY": {**tables["QUALITY"], first: 1}})
+    source.write_text(stale)
+    template.write_text(embed.with_code(template.read_text(), embed.minified(stale)))
+    done = run_embed("--check", "--source", str(source), "--template", str(template))
+    assert done.returncode == 1
+    assert "generated tables differ from imageorigin/formats.py" in done.stderr and "(QUALITY)" in done.stderr
+    assert "template.yaml: the embedded CloudFront Function differs" in done.stderr
+    assert "run make edge" in done.stderr
+
+
+def test_embed_check_fails_when_the_registry_changes(edge_copy: tuple[Path, Path]) -> None:
+    """A format the registry gains after the last make edge: the tables and the template's copy are both stale."""
+    source, template = edge_copy
+    tables = embed.registry_tables()
+    grown = {**tables, "FORMATS": {**tables["FORMATS"], "jxl": "jxl"}, "AUTO": [["jxl", "image/jxl", False],
+                                                                                   *tables["AUTO"]]}
+    assert embed.problems(source, template, tables) == []
+    found = embed.problems(source, template, grown)
+    assert len(found) == 2
+    assert "(AUTO, FORMATS)" in found[0] and str(template) in found[1]
+
+
+def test_embed_check_fails_on_a_stale_template(edge_copy: tuple[Path, Path]) -> None:
+    source, template = edge_copy
+    source.write_text(source.read_text().replace("'unknown parameter'", "'not a parameter'"))
+    done = run_embed("--check", "--source", str(source), "--template", str(template))
+    assert done.returncode == 1
+    assert "template.yaml: the embedded CloudFront Function differs" in done.stderr
+    assert "generated tables" not in done.stderr
+
+
+def test_embed_check_names_missing_markers(edge_copy: tuple[Path, Path]) -> None:
+    source, template = edge_copy
+    source.write_text(source.read_text().replace("// END generated", "// end"))
+    done = run_embed("--check", "--source", str(source), "--template", str(template))
+    assert done.returncode == 1 and "'// END generated' block" in done.stderr
+
+
+def test_make_edge_writes_the_tables_and_the_template(edge_copy: tuple[Path, Path]) -> None:
+    source, template = edge_copy
+    good_source, good_template = source.read_text(), template.read_text()
+    tables = embed.registry_tables()
+    source.write_text(embed.with_tables(good_source, {name: [] for name in tables}))
+    template.write_text(embed.with_code(good_template, "var STALE = 1;"))
+    done = run_embed("--source", str(source), "--template", str(template))
+    assert done.returncode == 0, done.stderr
+    assert "with the default parameters (CloudFront allows 10240)" in done.stdout
+    assert (source.read_text(), template.read_text()) == (good_source, good_template)
+
+
+def test_fm_auto_and_bg_follow_the_tables(tmp_path: Path) -> None:
+    """The code reads the tables, it does not repeat them: JPEG XL offered first (not for animations), WebP made
+    opaque and GIF no longer universal change the answers with no edit to the code."""
+    tables = embed.registry_tables()
+    changed = {**tables,
+               "FORMATS": {**tables["FORMATS"], "jxl": "jxl"},
+               "QUALITY": {**tables["QUALITY"], "jxl": 70},
+               "AUTO": [["jxl", "image/jxl", False], *tables["AUTO"]],
+               "OPAQUE": sorted({*tables["OPAQUE"], "webp"}),
+               "UNIVERSAL": [f for f in tables["UNIVERSAL"] if f != "gif"]}
+    code = tmp_path / "viewer-request.js"
+    code.write_text(embed.with_tables((EDGE / "viewer-request.js").read_text(), changed))
+    chromium = "image/jxl,image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+    cases = [
+        ("/photos/cat.jpg", chromium, "/v1/photos/cat.jpg/w=300,fit=inside,enlarge=0,fm=jxl,q=70"),
+        ("/photos/raw", chromium, "/v1/photos/raw/w=300,fit=inside,enlarge=0,fm=jxl,q=70"),
+        ("/fun/earth.gif", chromium, "/v1/fun/earth.gif/w=300,fit=inside,enlarge=0,bg=ffffff,fm=webp,q=80"),
+        ("/photos/cat.jpg", "image/avif,image/webp", "/v1/photos/cat.jpg/w=300,fit=inside,enlarge=0,fm=avif,q=60"),
+        ("/fun/earth.gif", "image/*", "/v1/fun/earth.gif/w=300,fit=inside,enlarge=0,fm=png"),
+        ("/photos/cat.jpg", "image/*", "/v1/photos/cat.jpg/w=300,fit=inside,enlarge=0,bg=ffffff,fm=jpeg,q=80"),
+    ]
+    table = tmp_path / "vectors.json"
+    table.write_text(json.dumps({"parameters": PARAMETERS, "vectors": [
+        {"name": path, "path": path, "query": "w=300&fm=auto", "accept": accept} for path, accept, _ in cases]}))
+    answers = run_node(code, table)["results"]
+    assert [answer.get("uri") for answer in answers] == [uri for _, _, uri in cases]
 
 
 # ---- the distribution's wiring ----

@@ -8,9 +8,9 @@ import pytest
 from conftest import CACHE, CORPUS, FakeContext, api_event, invoke, sample
 from PIL import Image, ImageChops, ImageSequence, ImageStat
 
-from imageorigin import transform
+from imageorigin import render as transform
 from imageorigin.errors import TooLarge
-from imageorigin.spec import parse
+from imageorigin.grammars.query import parse
 
 LIMITS = transform.Limits()
 OUTPUTS = ("jpeg", "png", "webp", "avif", "gif")
@@ -180,7 +180,7 @@ def test_corpus_every_valid_pngsuite_file_renders_to_every_format(name: str, fm:
     data = (CORPUS / "pngsuite" / name).read_bytes()
     source = Image.open(io.BytesIO(data))
     source.load()
-    out, image = render(data, w="64", enlarge="1", fm=fm)
+    _, image = render(data, w="64", enlarge="1", fm=fm)
     assert image.size == (64, 64 * source.height // source.width) and image.format == fm.upper()
     if fm in ("png", "webp", "avif") and ("A" in source.mode or "transparency" in source.info):
         assert "A" in image.mode  # transparency kept

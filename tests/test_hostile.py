@@ -9,10 +9,10 @@ import sys
 import hostile
 import pytest
 from conftest import ROOT, api_event, invoke
+from fakes import MemoryStore
 from PIL import Image
 
 from imageorigin import runtime
-from imageorigin.storage import MemoryStore
 
 MB = 1024 * 1024
 
@@ -50,9 +50,9 @@ MEASURE = """
 import json, sys, time
 sys.path[:0] = [{package!r}, {tests!r}]
 import hostile
-from imageorigin import transform
+from imageorigin import render as transform
 from imageorigin.errors import ImageServiceError
-from imageorigin.spec import parse
+from imageorigin.grammars.query import parse
 
 spec = parse("/x.png", {{"w": ["300"], "h": ["300"], "fit": ["cover"]}}).spec
 transform.render(hostile.saved("PNG", (64, 64)), spec, transform.Limits())  # warm every import first

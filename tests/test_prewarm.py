@@ -10,14 +10,16 @@ from html.parser import HTMLParser
 import pytest
 from botocore.stub import Stubber
 from conftest import CACHE, ORIGINALS, FakeContext, api_event, invoke, load_event, png_bytes, sample
+from fakes import MemoryStore, RecordingCdn
 from PIL import Image, ImageStat
 
-from imageorigin import runtime, service, transform
-from imageorigin.cdn import CloudFrontInvalidator, RecordingCdn
+from imageorigin import delivery as service
+from imageorigin import ladder, render, runtime
+from imageorigin.cdn import CloudFrontInvalidator
 from imageorigin.config import Settings
+from imageorigin.grammars.query import parse
 from imageorigin.handlers import api, s3_events
-from imageorigin.spec import parse
-from imageorigin.storage import MemoryStore
+from imageorigin.render import pipeline
 
 KEY = "photos/summer trip/beach.jpg"  # the events send it as photos/summer+trip/beach.jpg
 PATH = "/photos/summer%20trip/beach.jpg"
@@ -29,18 +31,19 @@ RED = png_bytes(Image.new("RGB", (900, 600), (220, 20, 20)))
 def renders(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts every variant the transform renders, by the path it took."""
     counts: Counter[str] = Counter()
-    render, render_many = transform.render, transform.render_many
+    render_one, render_many = render.render, render.render_many
 
-    def counting_render(data: bytes, spec: object, limits: object) -> object:
+    def counting_render(data: bytes, spec: object, *args: object) -> object:
         counts["single"] += 1
-        return render(data, spec, limits)
+        return render_one(data, spec, *args)
 
-    def counting_many(data: bytes, specs: list, limits: object) -> list:
+    def counting_many(data: bytes, specs: list, *args: object) -> list:
         counts["ladder"] += len(specs)
-        return render_many(data, specs, limits)
+        return render_many(data, specs, *args)
 
-    monkeypatch.setattr(transform, "render", counting_render)
-    monkeypatch.setattr(transform, "render_many", counting_many)
+    for module in (render, pipeline):  # the package's name, and the one the ladder's own fallbacks call
+        monkeypatch.setattr(module, "render", counting_render)
+    monkeypatch.setattr(render, "render_many", counting_many)
     return counts
 
 
@@ -74,7 +77,7 @@ def test_created_event_prewarms_the_ladder_and_every_ladder_request_is_then_a_hi
     # given an upload, when its ObjectCreated event is handled
     assert s3_event("s3_object_created.json") == {"handled": 1}
     # then the 15 ladder variants and the manifest are stored under the decoded key
-    assert len(variants(uploaded)) == 16 and f"v1/{KEY}/{service.MANIFEST}" in variants(uploaded)
+    assert len(variants(uploaded)) == 16 and f"v1/{KEY}/{ladder.MANIFEST}" in variants(uploaded)
     assert renders == Counter(ladder=15)  # one ladder render, from one decode
     renders.clear()
     # and every ladder URL a page asks for is a cache hit, with no render at all
@@ -147,7 +150,7 @@ def test_a_record_that_fails_once_is_retried_and_the_others_are_not_redone(monke
     event["Records"] = [dict(event["Records"][0], s3={**event["Records"][0]["s3"], "object": {"key": key}})
                         for key in ("first.jpg", "second.jpg")]
     memory.fail_gets = 1  # S3 throttles the first record's read once
-    with pytest.raises(s3_events.RecordsFailed, match="first.jpg"):
+    with pytest.raises(s3_events.RecordsFailed, match=r"first\.jpg"):
         s3_events.lambda_handler(event, FakeContext())
     assert renders == Counter(ladder=15)  # the second record was done
     renders.clear()
@@ -166,7 +169,7 @@ def test_a_render_of_the_old_bytes_finishing_after_the_purge_is_not_kept() -> No
         def put_variant(self, key: str, *args: object, **kwargs: object) -> None:
             if "w=300" in key and self.originals["a.jpg"].data != RED:
                 self.add_original("a.jpg", RED)  # the overwrite lands ...
-                service.prewarm("a.jpg", self, settings, RecordingCdn())  # ... and its event is handled
+                ladder.prewarm("a.jpg", self, settings, RecordingCdn())  # ... and its event is handled
             super().put_variant(key, *args, **kwargs)
 
     store = RacingStore()
@@ -177,7 +180,7 @@ def test_a_render_of_the_old_bytes_finishing_after_the_purge_is_not_kept() -> No
     assert "v1/a.jpg/w=300,fit=inside,enlarge=0,bg=ffffff,fm=jpeg,q=80" not in store.variants
     # and the next request renders the new bytes
     again = service.get_or_render(parse("/a.jpg", {"w": ["300"]}), store, settings)
-    r, g, b = ImageStat.Stat(Image.open(io.BytesIO(again.body)).convert("RGB")).mean
+    r, g, _ = ImageStat.Stat(Image.open(io.BytesIO(again.body)).convert("RGB")).mean
     assert r > 180 and g < 60
 
 
@@ -185,11 +188,11 @@ def test_the_cdn_is_invalidated_on_overwrite_and_delete() -> None:
     settings = Settings(originals_bucket="o", cache_bucket="c")
     store, cdn = MemoryStore(), RecordingCdn()
     store.add_original("p/a b.jpg", sample("photos/progressive.jpg"))
-    service.prewarm("p/a b.jpg", store, settings, cdn)
+    ladder.prewarm("p/a b.jpg", store, settings, cdn)
     assert cdn.invalidated == []  # a first upload has nothing cached at the edge
     store.add_original("p/a b.jpg", RED)
-    service.prewarm("p/a b.jpg", store, settings, cdn)
-    service.purge("p/a b.jpg", store, settings, cdn)
+    ladder.prewarm("p/a b.jpg", store, settings, cdn)
+    ladder.purge("p/a b.jpg", store, settings, cdn)
     assert cdn.invalidated == [["/p/a%20b.jpg", "/p/a%20b.jpg?*", "/v1/p/a%20b.jpg/*"]] * 2
 
 
@@ -230,7 +233,7 @@ def test_picture_element_lists_the_prewarmed_ladder(uploaded: object, renders: C
     assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/html")
     parser = _Tags()
     parser.feed(answer.body.decode())
-    tags = dict((tag, attrs) for tag, attrs in parser.tags if tag != "source")
+    tags = {tag: attrs for tag, attrs in parser.tags if tag != "source"}
     sources = [attrs for tag, attrs in parser.tags if tag == "source"]
     assert [s["type"] for s in sources] == ["image/avif", "image/webp"]
     img = tags["img"]

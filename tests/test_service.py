@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 from conftest import sample
+from fakes import SOURCE_ETAG, MemoryStore
 from PIL import Image
 
-from imageorigin import service
+from imageorigin import delivery as service
 from imageorigin.config import Settings
 from imageorigin.errors import StorageFault
-from imageorigin.spec import parse
-from imageorigin.storage import MemoryStore
+from imageorigin.grammars.query import parse
 
 SETTINGS = Settings(originals_bucket="o", cache_bucket="c")
 
@@ -26,7 +26,7 @@ def store() -> MemoryStore:
     return memory
 
 
-def request(query: dict[str, str], key: str = "photos/street.jpg"):  # noqa: ANN201
+def request(query: dict[str, str], key: str = "photos/street.jpg"):
     return parse("/" + key, {k: [v] for k, v in query.items()})
 
 
@@ -46,7 +46,7 @@ def test_miss_renders_stores_and_the_next_request_is_a_hit_without_reading_the_o
 def test_variant_records_the_original_it_was_made_from(store: MemoryStore) -> None:
     service.get_or_render(request({"w": "100"}), store, SETTINGS)
     (variant,) = store.variants.values()
-    assert variant.metadata[service.SOURCE_ETAG] == store.originals["photos/street.jpg"].etag.strip('"')
+    assert variant.metadata[SOURCE_ETAG] == store.originals["photos/street.jpg"].etag.strip('"')
 
 
 def test_a_failed_store_still_answers_the_image(store: MemoryStore) -> None:

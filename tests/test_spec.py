@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from imageorigin.errors import BadKey, BadParameter
-from imageorigin.spec import Fit, Format, parse
+from imageorigin.formats import Format
+from imageorigin.grammars.query import parse
+from imageorigin.model import Fit
 
 CHROME = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 FIREFOX = "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
-SAFARI_16 = "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
+SAFARI_16 = ("image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,"
+             "image/*;q=0.8,*/*;q=0.5")
 SAFARI_13 = "image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5"
 EDGE_LEGACY = "image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
 
@@ -105,9 +108,10 @@ def test_original_format_decided_at_render_has_no_default_quality() -> None:
 )
 def test_auto_format_is_chosen_from_accept(accept: str, key: str, expected: Format) -> None:
     # given fm=auto, when the browser's Accept header is parsed, then AVIF > WebP > the original's (safe) format
-    spec = parse(f"/{key}", {"w": ["100"], "fm": ["auto"]}, accept).spec
+    request = parse(f"/{key}", {"w": ["100"], "fm": ["auto"]}, accept)
+    spec = request.spec
+    assert request.negotiated
     assert spec.format is expected
-    assert spec.negotiated
     assert spec.quality == expected.default_quality
 
 

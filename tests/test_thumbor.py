@@ -12,8 +12,10 @@ from conftest import CACHE, ORIGINALS, api_event, invoke
 from libthumbor import CryptoURL
 from PIL import Image, ImageDraw, ImageFilter, ImageStat
 
-from imageorigin import runtime, signing, spec, thumbor
+from imageorigin import runtime, signing
 from imageorigin.errors import BadParameter
+from imageorigin.grammars import query as spec
+from imageorigin.grammars import thumbor
 
 SECRET = "thumbor-secret"
 RED, GREEN, BLUE, WHITE = (220, 20, 20), (20, 200, 20), (20, 20, 220), (255, 255, 255)

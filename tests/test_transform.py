@@ -1,4 +1,4 @@
-"""The Pillow transform on real photos and built images: sizes per fit, orientation, colour, alpha, metadata, refusals."""
+"""The render pipeline on real photos and built images: sizes per fit, orientation, colour, alpha, refusals."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import hostile
 import icc
 import pytest
 from conftest import fixture, png_bytes, sample
-from imageorigin import transform
-from imageorigin.errors import TooLarge, Undecodable, UnsupportedType
-from imageorigin.spec import HAlign, parse
 from PIL import Image, ImageChops, ImageStat
 from PIL.JpegImagePlugin import JpegImageFile
+
+from imageorigin import render as transform
+from imageorigin.errors import TooLarge, Undecodable, UnsupportedType
+from imageorigin.grammars.query import parse
+from imageorigin.model import HAlign
+from imageorigin.render import pixels
 
 LIMITS = transform.Limits()
 
@@ -112,8 +115,8 @@ def test_resize_step_matches_pillows_lanczos(mode: str, size: tuple[int, int],
         photo.paste((255, 0, 255), (0, 0, 600, 600))  # hidden under full transparency: must never bleed out
         photo.putalpha(alpha)
     picture = photo.convert(mode)
-    ours = transform.resize(picture, size, box)
-    pillow = picture.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=transform.REDUCING_GAP)
+    ours = pixels.resize(picture, size, box)
+    pillow = picture.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=pixels.REDUCING_GAP)
     assert ours.mode == mode and ours.size == size
     assert psnr(over_white(ours), over_white(pillow)) > 50  # measured 54-99 dB; BILINEAR would give 40-47
     if "A" in mode:  # alpha itself resized alike
@@ -126,7 +129,7 @@ def test_resize_step_is_fast_image_resize_where_it_can_be_and_pillow_otherwise(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # given the SIMD LANCZOS watched, when RGB, CMYK and LA pictures are resized, then the first two go through it,
     # LA (which it does not take) through Pillow; and without it (no wheel) every mode still resizes correctly
-    fast = transform._fast_lanczos()
+    fast = pixels.fast_lanczos()
     if platform.machine() != "aarch64":  # requirements.txt installs it wherever it has a wheel
         assert fast is not None
     modes: list[str] = []
@@ -138,9 +141,9 @@ def test_resize_step_is_fast_image_resize_where_it_can_be_and_pillow_otherwise(
     pictures = {"RGB": (200, 30, 40), "CMYK": (0, 255, 255, 0), "LA": (90, 255)}
     for without in (False, True) if fast is not None else (True,):
         modes.clear()
-        monkeypatch.setattr(transform, "_fast_lanczos", lambda without=without: None if without else spy)
+        monkeypatch.setattr(pixels, "fast_lanczos", lambda without=without: None if without else spy)
         for mode, colour in pictures.items():
-            out = transform.resize(Image.new(mode, (800, 600), colour), (300, 225), (0, 0, 800, 600))
+            out = pixels.resize(Image.new(mode, (800, 600), colour), (300, 225), (0, 0, 800, 600))
             assert out.mode == mode and out.size == (300, 225) and out.getpixel((150, 110)) == colour
         assert modes == ([] if without else ["RGB", "CMYK"])
 
@@ -149,7 +152,7 @@ def test_resize_step_takes_a_box_a_rounding_error_past_the_edge() -> None:
     # given a box whose far edge is past the picture by float residue, when resized, then it is the whole picture
     picture = Image.new("RGB", (100, 80), (1, 2, 3))
     picture.paste((250, 0, 0), (90, 0, 100, 80))
-    out = transform.resize(picture, (10, 8), (0, 0, 100 + 1e-9, 80 + 1e-9))
+    out = pixels.resize(picture, (10, 8), (0, 0, 100 + 1e-9, 80 + 1e-9))
     assert out.size == (10, 8) and out.getpixel((9, 4))[0] > 200 and out.getpixel((0, 4)) == (1, 2, 3)
 
 
@@ -166,7 +169,7 @@ def test_jpeg_is_drafted_well_below_full_size_for_a_thumbnail(monkeypatch: pytes
     monkeypatch.setattr(JpegImageFile, "draft", spy)
     render(sample("photos/2024/street.jpg"), w="300")
     assert decoded and decoded[0][0] <= -(-2725 // 4)  # a quarter of the width (the decoder rounds up)
-    assert decoded[0][0] >= 300 * transform.DRAFT_HEADROOM  # but keeps headroom over the target for sharpness
+    assert decoded[0][0] >= 300 * pixels.DRAFT_HEADROOM  # but keeps headroom over the target for sharpness
 
 
 @pytest.mark.parametrize("fm", ["jpeg", "png", "webp"])
@@ -406,6 +409,6 @@ def test_pixel_limit_is_configurable() -> None:
 
 def test_probe_reads_the_header_only() -> None:
     info = transform.probe(sample("photos/lake.webp"), LIMITS)
-    assert (info.decoder, info.width, info.height, info.content_type) == ("WEBP", 1024, 772, "image/webp")
+    assert (info.format, info.width, info.height, info.content_type) == ("webp", 1024, 772, "image/webp")
     with pytest.raises(UnsupportedType):
         transform.probe(b"<html>", LIMITS)

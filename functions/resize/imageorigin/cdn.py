@@ -1,9 +1,8 @@
-"""CloudFront invalidation of an original's URLs when it changes; a recording twin for tests."""
+"""CloudFront invalidation of an original's URLs when it changes (its recording twin lives in tests/fakes.py)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import StorageFault
@@ -46,13 +45,3 @@ class CloudFrontInvalidator:
             self.client.create_invalidation(DistributionId=self.distribution_id, InvalidationBatch=batch)
         except (BotoCoreError, ClientError) as exc:
             raise StorageFault("CloudFront could not be asked to invalidate") from exc
-
-
-@dataclass
-class RecordingCdn:
-    """The test twin: remembers every invalidation."""
-
-    invalidated: list[list[str]] = field(default_factory=list)
-
-    def invalidate(self, paths: list[str]) -> None:
-        self.invalidated.append(list(paths))

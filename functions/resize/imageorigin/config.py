@@ -36,10 +36,13 @@ def _widths(raw: str) -> tuple[int, ...]:
 
 
 def _formats(raw: str) -> tuple[str, ...]:
+    from .formats import OUTPUTS
+
+    known = [f.name for f in OUTPUTS.values()] + ["original"]
     names = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
-    unknown = set(names) - {"jpeg", "png", "webp", "avif", "gif", "original"}
+    unknown = set(names) - set(known)
     if not names or unknown:
-        raise ValueError(f"must list formats among jpeg, png, webp, avif, gif, original; got {sorted(unknown)}")
+        raise ValueError(f"must list formats among {', '.join(known)}; got {sorted(unknown)}")
     return names
 
 
@@ -139,11 +142,19 @@ class Settings:
     )
     time_reserve_ms: int = _setting(
         "TIME_RESERVE_MS", 3000, _positive_int,
-        "a render starts only with this much of the invocation left, a store with a third of it; else 503",
+        "kept back after a render to store and answer: a render starts only with its estimate plus this left; else 503",
     )
     max_frames: int = _setting("MAX_FRAMES", 100, _positive_int, "most frames in an animated original")
     max_animation_pixels: int = _setting(
         "MAX_ANIMATION_PIXELS", 100_000_000, _positive_int, "most pixels in all frames of an animation together"
+    )
+    max_output_pixels: int = _setting(
+        "MAX_OUTPUT_PIXELS", 50_000_000, _positive_int,
+        "most pixels one render may write, all frames together (bounds memory); larger is 413",
+    )
+    max_work_ms: int = _setting(
+        "MAX_WORK_MS", 6000, _positive_int,
+        "most work one render may imply, in single-core ms estimated before decoding (bounds time); larger is 413",
     )
     ladder_widths: tuple[int, ...] = _setting(
         "LADDER_WIDTHS", (1200, 1080, 768, 540, 30), _widths, "widths pre-warmed on upload (and in ?picture)"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from urllib.parse import quote
 
-from .service import LadderEntry, Manifest
+from . import formats
+from .ladder import LadderEntry, Manifest
+
+Link = Callable[[str, str], str]  # (key, query) -> the URL of that variant
 
 PLACEHOLDER_MAX = 64  # ladder widths up to this are a blurred placeholder, not a srcset candidate
-_SOURCES = (("avif", "image/avif"), ("webp", "image/webp"))
+_SOURCES = tuple((f.name, f.content_type) for f in formats.AUTO_ORDER)  # <source>s, best first
 
 
-def url(key: str, entry: LadderEntry) -> str:
-    return f"/{quote(key)}?{entry.query}"
+def relative(key: str, query: str) -> str:
+    return f"/{quote(key)}?{query}"
 
 
 def _candidates(manifest: Manifest, fmt: str) -> list[LadderEntry]:
@@ -29,7 +33,7 @@ def _fallback_format(manifest: Manifest) -> str:
     return sorted(formats)[0] if formats else "jpeg"
 
 
-def html(manifest: Manifest, alt: str = "", sizes: str = "") -> str:
+def html(manifest: Manifest, alt: str = "", sizes: str = "", link: Link = relative) -> str:
     """<picture> with AVIF and WebP <source>s and an <img> in the original's format (lazy, async, sized)."""
     fallback = _candidates(manifest, _fallback_format(manifest))
     if not fallback:
@@ -38,7 +42,7 @@ def html(manifest: Manifest, alt: str = "", sizes: str = "") -> str:
     sizes = sizes or (f"(max-width: {largest.width}px) 100vw, {largest.width}px" if largest else "100vw")
 
     def srcset(entries: list[LadderEntry]) -> str:
-        return ", ".join(f"{url(manifest.key, e)} {e.width}w" for e in entries)
+        return ", ".join(f"{link(manifest.key, e.query)} {e.width}w" for e in entries)
 
     lines = ["<picture>"]
     for fmt, content_type in _SOURCES:
@@ -47,24 +51,24 @@ def html(manifest: Manifest, alt: str = "", sizes: str = "") -> str:
             lines.append(f'  <source type="{content_type}" srcset="{escape(srcset(entries))}" '
                          f'sizes="{escape(sizes)}">')
     width, height = (largest.width, largest.height) if largest else (manifest.width, manifest.height)
-    src = url(manifest.key, largest) if largest else f"/{quote(manifest.key)}"
+    src = link(manifest.key, largest.query) if largest else f"/{quote(manifest.key)}"
     placeholder = [e for e in manifest.entries if e.width <= PLACEHOLDER_MAX and e.format == _fallback_format(manifest)]
-    style = (f' style="background-size:cover;background-image:url(&quot;{escape(url(manifest.key, placeholder[0]))}'
-             f'&quot;)"' if placeholder else "")
+    blurred = escape(link(manifest.key, placeholder[0].query)) if placeholder else ""
+    style = f' style="background-size:cover;background-image:url(&quot;{blurred}&quot;)"' if placeholder else ""
     lines.append(f'  <img src="{escape(src)}" srcset="{escape(srcset(fallback))}" sizes="{escape(sizes)}" '
                  f'width="{width}" height="{height}" alt="{escape(alt)}" loading="lazy" decoding="async"{style}>')
     lines.append("</picture>")
     return "\n".join(lines) + "\n"
 
 
-def as_json(manifest: Manifest) -> dict[str, object]:
+def as_json(manifest: Manifest, link: Link = relative) -> dict[str, object]:
     """The ladder as data: each variant's URL, size, format and bytes."""
     return {
         "key": manifest.key,
         "width": manifest.width,
         "height": manifest.height,
         "variants": [
-            {"url": url(manifest.key, e), "width": e.width, "height": e.height, "format": e.format,
+            {"url": link(manifest.key, e.query), "width": e.width, "height": e.height, "format": e.format,
              "content_type": e.content_type, "bytes": e.bytes}
             for e in manifest.entries
         ],

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from .errors import BadParameter, BadSignature, SignatureExpired
-from .spec import FORMAT_PARAMETERS, encode_query
+from .grammars.query import FORMAT_PARAMETERS, encode_query
 
 SIGNATURE = "s"
 EXPIRES = "exp"
@@ -47,7 +47,7 @@ def verify_query(secrets: Sequence[bytes], key: str, query: Mapping[str, Sequenc
             raise BadParameter(EXPIRES, "goes with a signature (s=)")
         return False
     digest = _digest(given)
-    expires = _expiry(query)
+    expires = expiry(query)
     message = query_message(key, query).encode()
     matched = False
     for secret in secrets:  # every key is tried, whatever matched: the time taken says nothing
@@ -73,7 +73,7 @@ def _digest(given: Sequence[str]) -> bytes:
     raise BadParameter(SIGNATURE, "must be an HMAC-SHA256: 64 hex digits or 43 URL-safe base64 characters")
 
 
-def _expiry(query: Mapping[str, Sequence[str]]) -> int | None:
+def expiry(query: Mapping[str, Sequence[str]]) -> int | None:
     values = query.get(EXPIRES)
     if values is None:
         return None
@@ -87,13 +87,12 @@ def thumbor_signature(secret: bytes, signed: str) -> str:
     return base64.urlsafe_b64encode(hmac.new(secret, signed.encode(), hashlib.sha1).digest()).decode()
 
 
-def verify_thumbor(secrets: Sequence[bytes], signature: str, signed: str, decoded: str) -> None:
-    """BadSignature unless one key signed the path after the signature segment, as sent or percent-decoded once
-    (libthumbor signs the key as given; an HTTP client may then encode it). The signature was split off as its own
-    path segment, never found by searching the path for it."""
+def verify_thumbor(secrets: Sequence[bytes], signature: str, message: str) -> None:
+    """BadSignature unless one key signed exactly `message` (the path after the signature segment, decoded once
+    and encoded the one way: see grammars.thumbor.signed_message). The signature was split off as its own path
+    segment, never found by searching the path for it; no alternative spelling is tried."""
     matched = False
     for secret in secrets:
-        for candidate in dict.fromkeys((signed, decoded)):
-            matched |= hmac.compare_digest(thumbor_signature(secret, candidate), signature)
+        matched |= hmac.compare_digest(thumbor_signature(secret, message), signature)
     if not matched:
         raise BadSignature("the thumbor signature does not match this URL")

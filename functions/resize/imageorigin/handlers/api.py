@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
 import warnings
-from dataclasses import replace
 from http import HTTPStatus
 
 from aws_lambda_powertools import Logger, Metrics
@@ -14,10 +12,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import access, observability, picture, runtime, service, spec
+from .. import access, delivery, ladder, observability, picture, runtime, signing
 from ..config import Settings, get_settings
+from ..deadline import Deadline
+from ..delivery import CacheStatus, Delivery, Kind, cache_control
 from ..errors import ImageServiceError, MethodNotAllowed
-from ..service import Delivery
+from ..grammars.query import PictureRequest, encode_query
+from ..grammars.thumbor import is_thumbor
 
 # Set by the CloudFront distribution on requests it sends this API (an origin custom header): a stored variant
 # too large to answer inline is then a 302 to its own canonical path, which the edge serves from the bucket.
@@ -44,43 +45,55 @@ def get_image() -> Response:
     settings = get_settings()
     query = event.multi_value_query_string_parameters or {}
     accept = event.headers.get("accept", "")
-    thumbor_url = spec.is_thumbor(event.path) and not query
-    if "picture" in query and not thumbor_url:
-        return _picture(spec.parse_picture(event.path, query, accept))
+    thumbor_url = is_thumbor(event.path) and not query
     keys = runtime.signing_keys()
     if thumbor_url:
-        request = access.admit_thumbor(event.path, settings, keys)
+        admission = access.admit_thumbor(event.path, settings, keys)
     else:
-        request = access.admit_query(event.path, query, accept, settings, keys)
+        admission = access.admit_query(event.path, query, accept, settings, keys)
+    deadline = Deadline(app.lambda_context.get_remaining_time_in_millis)
+    if isinstance(admission.request, PictureRequest):
+        return _picture(admission, deadline)
     # through the edge, a too-large variant is a 302 to its canonical path; a thumbor URL's is not one the edge
     # reads, so those get a presigned URL
     via_edge = event.headers.get(EDGE_HEADER) is not None and not thumbor_url
-    delivery = service.get_or_render(request, runtime.store(), settings,
-                                     app.lambda_context.get_remaining_time_in_millis, via_edge=via_edge)
-    delivery = _within_expiry(delivery, query)
-    _record(delivery)
-    return _response(delivery, head=event.http_method == "HEAD", if_none_match=event.headers.get("if-none-match"))
+    answer = delivery.get_or_render(admission.request, runtime.store(), settings, deadline, via_edge=via_edge,
+                                    expires=admission.expires)
+    _record(answer)
+    return _response(answer, head=event.http_method == "HEAD", if_none_match=event.headers.get("if-none-match"))
 
 
-def _within_expiry(delivery: Delivery, query: dict[str, list[str]]) -> Delivery:
-    """A signed URL with exp= is not kept by caches past its expiry (admit_query checked it is a Unix time)."""
-    if "exp" not in query or not delivery.cache_control.startswith("public"):
-        return delivery
-    left = max(0, int(query["exp"][0]) - int(time.time()))
-    return replace(delivery, cache_control=f"public, max-age={left}")
-
-
-def _picture(request: spec.PictureRequest) -> Response:
-    """GET /<key>?picture[=json|html][&alt=...][&sizes=...]: the pre-warmed ladder as a <picture> element or JSON."""
-    manifest = service.picture_manifest(request.key, runtime.store(), get_settings())
+def _picture(admission: access.Admission, deadline: Deadline) -> Response:
+    """GET /<key>?picture[=json|html][&alt=...][&sizes=...]: the pre-warmed ladder as a <picture> element or JSON;
+    its URLs are signed when the request was (the service's own markup must verify)."""
+    request = admission.request
+    assert isinstance(request, PictureRequest)
+    settings = get_settings()
+    manifest = ladder.picture_manifest(request.key, runtime.store().within(deadline), settings, deadline)
     metrics.add_metric(name="PictureServed", unit=MetricUnit.Count, value=1)
-    headers = {"Cache-Control": "public, max-age=300", **_common_headers(*["Accept"] * request.negotiated)}
+    link = _signed_link(admission.expires) if admission.signed else picture.relative
+    headers = {"Cache-Control": cache_control(Kind.PICTURE, settings, admission.expires),
+               **_common_headers(*["Accept"] * request.negotiated)}
     if request.as_json:
         return Response(status_code=HTTPStatus.OK, content_type="application/json",
-                        body=json.dumps(picture.as_json(manifest)), headers=headers)
-    markup = picture.html(manifest, alt=request.alt, sizes=request.sizes)
+                        body=json.dumps(picture.as_json(manifest, link)), headers=headers)
+    markup = picture.html(manifest, alt=request.alt, sizes=request.sizes, link=link)
     return Response(status_code=HTTPStatus.OK, content_type="text/html; charset=utf-8", body=markup,
                     headers=headers)
+
+
+def _signed_link(expires: int | None) -> picture.Link:
+    """Links signed with the first active key, expiring with the request that asked for them."""
+    secret = runtime.signing_keys()[0]
+
+    def link(key: str, query: str) -> str:
+        pairs = [tuple(pair.split("=", 1)) for pair in query.split("&") if pair]
+        pairs += [(signing.EXPIRES, str(expires))] if expires is not None else []
+        params = {name: [value] for name, value in pairs}
+        signature = signing.sign_query(secret, key, params)
+        return picture.relative(key, encode_query([*pairs, (signing.SIGNATURE, signature)]))
+
+    return link
 
 
 def _common_headers(*vary: str) -> dict[str, str]:
@@ -114,42 +127,44 @@ def on_unexpected(error: Exception) -> Response:
 
 
 def _error(status: HTTPStatus, body: dict[str, object]) -> Response:
-    cache_control = get_settings().error_cache_control if status < HTTPStatus.INTERNAL_SERVER_ERROR else "no-store"
+    kind = Kind.REFUSAL if status < HTTPStatus.INTERNAL_SERVER_ERROR else Kind.FAULT
     return Response(status_code=int(status), content_type="application/json", body=json.dumps(body),
-                    headers={"Cache-Control": cache_control, **_common_headers()})
+                    headers={"Cache-Control": cache_control(kind, get_settings()), **_common_headers()})
 
 
-def _response(delivery: Delivery, *, head: bool, if_none_match: str | None) -> Response:
+def _response(answer: Delivery, *, head: bool, if_none_match: str | None) -> Response:
     headers = {
-        "Cache-Control": delivery.cache_control,
-        "ETag": delivery.etag,
-        "Server-Timing": _server_timing(delivery),
-        **_common_headers(*["Accept"] * delivery.vary_accept),
+        "Cache-Control": answer.cache_control,
+        "ETag": answer.etag,
+        "Server-Timing": _server_timing(answer),
+        **_common_headers(*["Accept"] * answer.vary_accept),
     }
-    if delivery.location is not None:
-        headers["Location"] = delivery.location
-        return Response(status_code=HTTPStatus.FOUND, content_type=delivery.content_type, body="", headers=headers)
-    if if_none_match and delivery.etag in (tag.strip() for tag in if_none_match.split(",")):
-        return Response(status_code=HTTPStatus.NOT_MODIFIED, content_type=delivery.content_type, body=None,
+    if answer.location is not None:
+        headers["Location"] = answer.location
+        return Response(status_code=HTTPStatus.FOUND, content_type=answer.content_type, body="", headers=headers)
+    if if_none_match and answer.etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Response(status_code=HTTPStatus.NOT_MODIFIED, content_type=answer.content_type, body=None,
                         headers=headers)
-    return Response(status_code=HTTPStatus.OK, content_type=delivery.content_type,
-                    body=b"" if head else delivery.body, headers=headers)
+    if head:  # headers only, with the length the GET would have
+        headers["Content-Length"] = str(answer.size)
+    return Response(status_code=HTTPStatus.OK, content_type=answer.content_type,
+                    body=b"" if head else answer.body, headers=headers)
 
 
-def _server_timing(delivery: Delivery) -> str:
-    entries = [f"cache;desc={delivery.cache}"]
-    entries += [f"{stage};dur={ms:.1f}" for stage, ms in delivery.timings.stages.items()]
+def _server_timing(answer: Delivery) -> str:
+    entries = [f"cache;desc={answer.cache}"]
+    entries += [f"{stage};dur={ms:.1f}" for stage, ms in answer.timings.stages.items()]
     return ", ".join(entries)
 
 
-def _record(delivery: Delivery) -> None:
-    metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=int(delivery.cache is service.CacheStatus.HIT))
+def _record(answer: Delivery) -> None:
+    metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=int(answer.cache is CacheStatus.HIT))
     metrics.add_metric(name="CacheMiss", unit=MetricUnit.Count,
-                       value=int(delivery.cache is service.CacheStatus.MISS))
-    if "render" in delivery.timings.stages:
-        metrics.add_metric(name="RenderTime", unit=MetricUnit.Milliseconds, value=delivery.timings.stages["render"])
-    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=delivery.bytes_in)
-    metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=delivery.size)
+                       value=int(answer.cache is CacheStatus.MISS))
+    if "render" in answer.timings.stages:
+        metrics.add_metric(name="RenderTime", unit=MetricUnit.Milliseconds, value=answer.timings.stages["render"])
+    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=answer.bytes_in)
+    metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=answer.size)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -1,27 +1,30 @@
-"""Thumbor's URL grammar -> the same ImageRequest (and canonical spec) as the query API; imported on first use."""
+"""Thumbor's URL grammar (`/unsafe/fit-in/300x200/filters:format(webp)/<key>`) -> the request model."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from urllib.parse import quote, unquote
 
-from PIL import ImageColor
-
-from .errors import BadParameter
-from .spec import (
-    Box,
+from .. import formats
+from ..errors import BadKey, BadParameter
+from ..model import (
+    TRIM_TOLERANCE_MAX,
     Fit,
-    Format,
     HAlign,
     ImageRequest,
     ResizeSpec,
     Trim,
     VAlign,
-    format_hint,
+    canonicalize,
+    keep_format,
     parse_key,
 )
+from . import values as read
 
+# The first path segment of a thumbor URL: `unsafe`, or HMAC-SHA1 in URL-safe base64 (20 bytes -> 28 characters).
+SIGNATURE = re.compile(r"unsafe|[A-Za-z0-9_-]{27}=")
 # /<signature>/[trim/][AxB:CxD/][fit-in/|full-fit-in/|adaptive-fit-in/][-]Wx[-]H/[halign/][valign/][smart/]
 # [filters:...]/<key>, in thumbor's order; each part optional.
 _GRAMMAR = re.compile(
@@ -38,12 +41,10 @@ _GRAMMAR = re.compile(
     re.S,
 )
 _FILTER = re.compile(r"([a-z_]+)\(([^)]*)\)(?::|$)")
-_BOX = re.compile(r"(\d+)x(\d+):(\d+)x(\d+)")
-_NUMBER = re.compile(r"\d{1,6}(?:\.\d{1,4})?")
-_FORMATS = {"jpeg": Format.JPEG, "jpg": Format.JPEG, "png": Format.PNG, "webp": Format.WEBP, "avif": Format.AVIF,
-            "gif": Format.GIF}
 _TRUE = {"1", "true", "True"}
 _FALSE = {"0", "false", "False"}
+# What thumbor's own encode_url keeps unescaped, less '%': one decoded path has exactly one message.
+_MESSAGE_SAFE = "/:?=&()~,'$!*;@+"
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,23 @@ class ThumborRequest:
     """A parsed thumbor URL: its signature (None for `unsafe`), the exact text it signs, and the request."""
 
     signature: str | None
-    signed: str  # the path after the signature segment, as sent (thumbor signs this string)
+    message: str  # the path after the signature segment, decoded once and re-encoded the one way
     request: ImageRequest
+
+
+def is_thumbor(raw_path: str) -> bool:
+    """Whether a path is in thumbor's form: its first segment is `unsafe` or a signature, and more follows."""
+    first, _, rest = raw_path.removeprefix("/").partition("/")
+    return bool(rest) and SIGNATURE.fullmatch(first) is not None
+
+
+def signed_message(rest: str) -> str:
+    """What a thumbor signature signs for a path (after its signature segment) as sent: decoded exactly once, then
+    encoded the one way, so that one signature names one key (a key with a literal '%' is encoded as '%25')."""
+    try:
+        return quote(unquote(rest, errors="strict"), safe=_MESSAGE_SAFE)
+    except UnicodeDecodeError:
+        raise BadKey("the path is not valid UTF-8") from None
 
 
 def parse(raw_path: str, *, max_side: int) -> ThumborRequest:
@@ -66,7 +82,7 @@ def parse(raw_path: str, *, max_side: int) -> ThumborRequest:
         raise BadParameter("meta", "thumbor's meta endpoint is not served")
     key = parse_key("/" + parts["key"])
     spec = _spec(parts, key, max_side)
-    return ThumborRequest(None if first == "unsafe" else first, rest, ImageRequest(key, spec))
+    return ThumborRequest(None if first == "unsafe" else first, signed_message(rest), ImageRequest(key, spec))
 
 
 def _spec(parts: dict[str, str | None], key: str, max_side: int) -> ResizeSpec | None:
@@ -82,9 +98,9 @@ def _spec(parts: dict[str, str | None], key: str, max_side: int) -> ResizeSpec |
         width=width,
         height=height,
         fit=fit,
-        format=format_hint(key) or Format.ORIGINAL,
+        format=keep_format(key),
         enlarge=not fit_in,  # thumbor fills the box, enlarging if need be; fit-in never enlarges by default
-        crop=_crop(parts["crop"]),
+        crop=read.box("crop", parts["crop"], allow_empty=True) if parts["crop"] else None,
         flip_h=bool(parts["flip_h"]),
         flip_v=bool(parts["flip_v"]),
         halign=HAlign(parts["halign"] or "center"),
@@ -93,19 +109,9 @@ def _spec(parts: dict[str, str | None], key: str, max_side: int) -> ResizeSpec |
     )
     if parts["trim"]:
         spec = _trim(spec, parts["trim"])
-    has_filters = parts["filters"] is not None
-    if has_filters:
-        spec = _filters(spec, parts["filters"] or "", max_side)
-    spec = replace(spec, quality=spec.quality_for(spec.format) if spec.quality is None else spec.quality)
-    if spec.format in (Format.PNG, Format.GIF):
-        spec = replace(spec, quality=None)
-    if not spec.resizes:
-        spec = replace(spec, fit=Fit.INSIDE, enlarge=False)
-    elif spec.width is None or spec.height is None:
-        spec = replace(spec, fit=Fit.INSIDE)
-    if not spec.crops_to_box:  # the anchors only choose what a cover crop keeps: one canonical form
-        spec = replace(spec, halign=HAlign.CENTER, valign=VAlign.MIDDLE, smart=False, focal=None)
-    return spec
+    if parts["filters"] is not None:
+        spec = _filters(spec, parts["filters"], max_side)
+    return canonicalize(spec)
 
 
 def _side(name: str, raw: str | None, max_side: int) -> int | None:
@@ -113,32 +119,16 @@ def _side(name: str, raw: str | None, max_side: int) -> int | None:
         raise BadParameter(name, "orig is not supported; give a number, or 0 to keep the aspect ratio")
     if raw is None or int(raw) == 0:
         return None
-    value = int(raw)
-    if value > max_side:
-        raise BadParameter(name, f"must be at most {max_side}, got {value}")
-    return value
-
-
-def _crop(raw: str | None) -> Box | None:
-    if raw is None:
-        return None
-    left, top, right, bottom = (int(v) for v in _BOX.fullmatch(raw).groups())  # type: ignore[union-attr]
-    if (left, top, right, bottom) == (0, 0, 0, 0):
-        return None
-    if right <= left or bottom <= top:
-        raise BadParameter("crop", "must be LEFTxTOP:RIGHTxBOTTOM with right > left and bottom > top")
-    return (left, top, right, bottom)
+    return read.bounded(name, raw, max_side)
 
 
 def _trim(spec: ResizeSpec, raw: str) -> ResizeSpec:
     corner, tolerance = Trim.TOP_LEFT, 0
     for option in raw.split(":")[1:]:
         if option.isdigit():
-            tolerance = int(option)
+            tolerance = read.bounded("trim", option, TRIM_TOLERANCE_MAX, low=0)
         else:
             corner = Trim(option)
-    if tolerance > 442:
-        raise BadParameter("trim", "tolerance must be from 0 to 442")
     return replace(spec, trim=corner, trim_tolerance=tolerance)
 
 
@@ -164,53 +154,35 @@ def _args(name: str, args: list[str], low: int, high: int) -> list[str]:
     return args
 
 
-def _number(name: str, raw: str, high: float) -> float:
-    if not _NUMBER.fullmatch(raw) or not 0 <= float(raw) <= high:
-        raise BadParameter(f"filters:{name}", f"{raw!r} is not a number from 0 to {high:g}")
-    return float(raw)
-
-
-def _colour(name: str, raw: str) -> str:
-    value = raw.removeprefix("#")
-    if re.fullmatch(r"[0-9a-fA-F]{6}|[0-9a-fA-F]{3}", value):
-        return "".join(ch * 2 for ch in value).lower() if len(value) == 3 else value.lower()
-    try:
-        rgb = ImageColor.getrgb(raw)
-    except ValueError:
-        raise BadParameter(f"filters:{name}", f"{raw!r} is not a colour (hex RRGGBB or a CSS name)") from None
-    return "".join(f"{c:02x}" for c in rgb[:3])
-
-
 def _format(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
     (raw,) = _args("format", args, 1, 1)
-    if raw.lower() not in _FORMATS:
-        raise BadParameter("filters:format", f"must be one of {', '.join(sorted(_FORMATS))}")
-    return replace(spec, format=_FORMATS[raw.lower()])
+    fmt = formats.output_by_name(raw)
+    if fmt is None:
+        raise BadParameter("filters:format", f"must be one of {', '.join(sorted(formats.OUTPUT_NAMES))}")
+    return replace(spec, format=fmt)
 
 
 def _quality(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
     (raw,) = _args("quality", args, 1, 1)
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise BadParameter("filters:quality", "must be a whole number from 1 to 100")
-    return replace(spec, quality=int(raw))
+    return replace(spec, quality=read.bounded("filters:quality", raw, 100))
 
 
 def _fill(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
     (raw,) = _args("fill", args, 1, 2)[:1]
-    colour = _colour("fill", raw)
+    colour = read.hex_colour("filters:fill", raw, css=True)
     padded = Fit.CONTAIN if spec.fit is Fit.INSIDE and spec.width and spec.height else spec.fit
     return replace(spec, background=colour, fit=padded, flatten=True)
 
 
 def _background_color(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
     (raw,) = _args("background_color", args, 1, 1)
-    return replace(spec, background=_colour("background_color", raw), flatten=True)
+    return replace(spec, background=read.hex_colour("filters:background_color", raw, css=True), flatten=True)
 
 
 def _blur(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
     values = _args("blur", args, 1, 2)
-    radius = _number("blur", values[0], 150)
-    sigma = _number("blur", values[1], 150) if len(values) == 2 else radius
+    radius = read.decimal("filters:blur", values[0], 150)
+    sigma = read.decimal("filters:blur", values[1], 150) if len(values) == 2 else radius
     return replace(spec, blur=sigma)
 
 
@@ -218,8 +190,8 @@ def _sharpen(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
     amount, radius, luminance = _args("sharpen", args, 3, 3)
     if luminance not in _TRUE | _FALSE:
         raise BadParameter("filters:sharpen", "the third argument (luminance only) must be true or false")
-    return replace(spec, sharpen=(_number("sharpen", amount, 10), _number("sharpen", radius, 50),
-                                  luminance in _TRUE))
+    return replace(spec, sharpen=(read.decimal("filters:sharpen", amount, 10),
+                                  read.decimal("filters:sharpen", radius, 50), luminance in _TRUE))
 
 
 def _rotate(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
@@ -231,19 +203,12 @@ def _rotate(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
 
 def _max_bytes(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
     (raw,) = _args("max_bytes", args, 1, 1)
-    if not raw.isdigit() or not 1024 <= int(raw) <= 50_000_000:
-        raise BadParameter("filters:max_bytes", "must be a whole number of bytes from 1024 to 50000000")
-    return replace(spec, max_bytes=int(raw))
+    return replace(spec, max_bytes=read.bounded("filters:max_bytes", raw, 50_000_000, low=1024))
 
 
 def _focal(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
     (raw,) = _args("focal", args, 1, 1)
-    match = _BOX.fullmatch(raw)
-    if match is None:
-        raise BadParameter("filters:focal", "must be LEFTxTOP:RIGHTxBOTTOM")
-    left, top, right, bottom = (int(v) for v in match.groups())
-    if right < left or bottom < top:
-        raise BadParameter("filters:focal", "right and bottom must not be less than left and top")
+    left, top, right, bottom = read.box("filters:focal", raw, allow_point=True)  # type: ignore[misc]
     if spec.focal:  # several focal regions: their bounding box
         left, top = min(left, spec.focal[0]), min(top, spec.focal[1])
         right, bottom = max(right, spec.focal[2]), max(bottom, spec.focal[3])
@@ -252,11 +217,13 @@ def _focal(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
 
 def _proportion(spec: ResizeSpec, args: list[str], max_side: int) -> ResizeSpec:
     (raw,) = _args("proportion", args, 1, 1)
-    factor = _number("proportion", raw, 1)
+    factor = read.decimal("filters:proportion", raw, 1)
     if factor <= 0 or not spec.resizes:
         raise BadParameter("filters:proportion", "needs a width or height and a factor above 0 and at most 1")
+
     def scaled(side: int | None) -> int | None:
         return None if side is None else max(1, min(max_side, round(side * factor)))
+
     return replace(spec, width=scaled(spec.width), height=scaled(spec.height))
 
 
@@ -264,7 +231,7 @@ def _flag(**changes: object) -> Callable[[ResizeSpec, list[str], int], ResizeSpe
     def apply(spec: ResizeSpec, args: list[str], _: int) -> ResizeSpec:
         if args:
             raise BadParameter("filters", "this filter takes no arguments")
-        return replace(spec, **changes)
+        return replace(spec, **changes)  # type: ignore[arg-type]
     return apply
 
 

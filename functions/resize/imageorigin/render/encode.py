@@ -1,0 +1,67 @@
+"""Encoding a fresh image with the registry's options; the bounded max_bytes search; animations."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from PIL import Image
+
+from ..deadline import Deadline
+from ..formats import Format
+
+MIN_QUALITY = 10  # max_bytes lowers the quality no further than this
+MAX_BYTES_ATTEMPTS = 4  # encodes a max_bytes search may add to the first one (the cost check counts them)
+
+
+def encode(image: Image.Image, fmt: Format, quality: int | None, exif: bytes | None = None) -> bytes:
+    """Save a fresh image: no EXIF, XMP, comments, text chunks or colour profile from the original.
+
+    `exif`, when given (only the copyright notice), is written by the formats that carry EXIF; GIF has none."""
+    image.info = {}
+    info = fmt.info
+    options = dict(info.save_options)
+    if quality is not None and info.quality is not None:
+        options["quality"] = quality
+    if exif and fmt is not Format.GIF:
+        options["exif"] = exif
+    out = io.BytesIO()
+    image.save(out, info.name.upper(), **options)
+    return out.getvalue()
+
+
+def encode_within(picture: Image.Image, fmt: Format, quality: int | None, max_bytes: int | None,
+                  exif: bytes | None, deadline: Deadline) -> bytes:
+    """Encode at `quality`; with max_bytes, the highest quality whose output fits, found by a binary search of at
+    most MAX_BYTES_ATTEMPTS more encodes (each started only with time left for it), down to MIN_QUALITY. Lossless
+    formats are encoded once: their size does not depend on a quality."""
+    encoded = encode(picture, fmt, quality, exif)
+    if not max_bytes or len(encoded) <= max_bytes or quality is None:
+        return encoded
+    low, high, best, smallest = MIN_QUALITY, quality - 1, None, encoded
+    for _ in range(MAX_BYTES_ATTEMPTS):
+        if low > high:
+            break
+        deadline.check("search for a quality under max_bytes")
+        middle = (low + high) // 2
+        attempt = encode(picture.copy(), fmt, middle, exif)
+        if len(attempt) <= max_bytes:
+            best, low = attempt, middle + 1
+        else:
+            smallest, high = attempt, middle - 1
+    return best if best is not None else smallest  # nothing fits: the lowest quality tried
+
+
+def encode_animation(frames: Sequence[Image.Image], durations: Sequence[int], loop: int | None, fmt: Format,
+                     quality: int | None) -> bytes:
+    """Every frame with its duration; the loop count kept (a GIF without one plays once)."""
+    first, rest = frames[0], list(frames[1:])
+    first.info = {}
+    out = io.BytesIO()
+    options = dict(fmt.info.save_options)
+    if fmt is Format.GIF:
+        options |= {"disposal": 2, **({"loop": loop} if loop is not None else {})}
+    else:  # WebP counts plays, 0 = forever; a GIF without a loop extension plays once
+        options |= {"loop": 1 if loop is None else loop, **({"quality": quality} if quality is not None else {})}
+    first.save(out, fmt.info.name.upper(), save_all=True, append_images=rest, duration=list(durations), **options)
+    return out.getvalue()
