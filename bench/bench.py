@@ -32,9 +32,10 @@ from imageorigin.render import Limits, pixels  # noqa: E402
 from imageorigin.render import encode as encoding  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "photos"
-PIL_NAMES = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG", "gif": "GIF"}
-QUALITY = {"jpeg": 80, "webp": 80, "avif": 60}
-VIPS_SAVE = {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "png": ".png", "gif": ".gif"}
+# From the format registry: Pillow's name, the default quality, the suffix libvips saves by.
+PIL_NAMES = {f.name: f.name.upper() for f in formats.OUTPUTS.values()}
+QUALITY = {f.name: f.quality for f in formats.OUTPUTS.values() if f.quality is not None}
+VIPS_SAVE = {f.name: "." + f.extensions[0] for f in formats.OUTPUTS.values()}
 
 
 @dataclass(frozen=True)

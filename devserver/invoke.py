@@ -8,9 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-from devserver.local import ROOT, LocalContext, configure, response_parts, seed
+from devserver.local import ROOT, LocalContext, configure, response_parts, seed  # puts imageorigin on the path
+from imageorigin import formats
 
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif", "image/gif": "gif"}
+EXTENSIONS = {f.content_type: f.extensions[0] for f in formats.REGISTRY if f.extensions}  # the registry's
 
 
 def run(event: dict) -> dict:

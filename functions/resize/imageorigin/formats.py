@@ -54,6 +54,12 @@ class ImageFormat:
     alpha: bool = False  # full alpha kept in output; without it transparency is flattened onto bg
     binary_alpha: bool = False  # on/off transparency only (GIF): partial alpha is blended onto bg, then cut
     animation: bool = False  # can carry an animation, in and out
+    exif: bool = True  # can carry EXIF (copyright=1); folded away where it cannot
+    grey: bool = True  # can be written from grey (L/LA) pixels; else they are written as RGB(A)
+    drafts: bool = False  # the decoder can decode at a reduced scale (Pillow's draft: JPEG's DCT scaling)
+    verifies: bool = False  # Pillow's verify() checks the file's own checksums without decoding (PNG's CRCs)
+    animation_options: Mapping[str, object] = field(default_factory=dict)  # save() options for animations
+    plays_once: int | None = None  # the loop value meaning "play once" (None: leave loop out, as GIF does)
     accept: str | None = None  # the Accept media type that offers it to fm=auto (None: never negotiated)
     auto_for_animated: bool = True  # fm=auto may pick it for an original that may be animated
     universal: bool = False  # every browser shows it: fm=auto keeps it for browsers that offer nothing better
@@ -73,30 +79,31 @@ class ImageFormat:
 REGISTRY: tuple[ImageFormat, ...] = (
     ImageFormat(
         "jpeg", "JPEG", "image/jpeg", (b"\xff\xd8\xff",), aliases=("jpg",), extensions=("jpg", "jpeg", "jpe"),
-        decoder="JPEG", output=Format.JPEG, keep_as=Format.JPEG, quality=80, universal=True,
+        decoder="JPEG", output=Format.JPEG, keep_as=Format.JPEG, quality=80, universal=True, drafts=True,
         # progressive: 6% smaller than baseline and shown progressively (README's encoder table)
         save_options=MappingProxyType({"optimize": False, "progressive": True}), encode_ms_per_mp=30,
     ),
     ImageFormat(
         "png", "PNG", "image/png", (b"\x89PNG\r\n\x1a\n",), extensions=("png",), decoder="PNG", output=Format.PNG,
-        keep_as=Format.PNG, alpha=True, universal=True,
+        keep_as=Format.PNG, alpha=True, universal=True, verifies=True,
         save_options=MappingProxyType({"compress_level": 6}), encode_ms_per_mp=750,
     ),
     ImageFormat(
         "webp", "WebP", "image/webp", (), extensions=("webp",), decoder="WEBP", output=Format.WEBP, keep_as=Format.WEBP,
-        quality=80, alpha=True, animation=True, accept="image/webp",
+        quality=80, alpha=True, animation=True, accept="image/webp", grey=False, plays_once=1,
         # method 5: 2.5-4% smaller than 4 for 7-12% more time; 6 costs 60-90% more (README)
         save_options=MappingProxyType({"method": 5}), encode_ms_per_mp=140,
     ),
     ImageFormat(
         "avif", "AVIF", "image/avif", (), extensions=("avif",), decoder="AVIF", output=Format.AVIF, keep_as=Format.AVIF,
-        quality=60, alpha=True, accept="image/avif",
+        quality=60, alpha=True, accept="image/avif", grey=False,
         auto_for_animated=False,  # animated AVIF is poorly supported: GIF and WebP originals never become AVIF
         save_options=MappingProxyType({"speed": 7, "max_threads": 1}), encode_ms_per_mp=500,
     ),
     ImageFormat(
         "gif", "GIF", "image/gif", (b"GIF87a", b"GIF89a"), extensions=("gif",), decoder="GIF", output=Format.GIF,
-        keep_as=Format.GIF, binary_alpha=True, animation=True, universal=True,
+        keep_as=Format.GIF, binary_alpha=True, animation=True, universal=True, exif=False,
+        animation_options=MappingProxyType({"disposal": 2}),
         save_options=MappingProxyType({"optimize": False}), encode_ms_per_mp=260,
         animated_ms_per_mp=500,  # each frame is quantised and compared with the one before
     ),

@@ -224,7 +224,7 @@ def canonicalize(spec: ResizeSpec) -> ResizeSpec:
         changes["quality"] = fmt.default_quality
     if fmt is not Format.ORIGINAL and not fmt.info.alpha and not fmt.info.binary_alpha:
         changes["flatten"] = False  # JPEG flattens anyway
-    if fmt is Format.GIF:
+    if fmt is not Format.ORIGINAL and not fmt.info.exif:
         changes["keep_copyright"] = False  # GIF carries no EXIF
     if spec.trim is None:
         changes["trim_tolerance"] = 0

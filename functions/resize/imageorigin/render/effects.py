@@ -49,8 +49,8 @@ def for_output(image: Image.Image, fmt: Format, spec: ResizeSpec, canvas: tuple[
         return flat.convert("L") if image.mode == "LA" and not info.alpha else flat
     if has_alpha and info.binary_alpha:
         return _binary_alpha(image.convert("RGBA"), bg)
-    if info.alpha and fmt is not Format.PNG and image.mode in ("L", "LA"):
-        return image.convert("RGBA" if has_alpha else "RGB")  # WebP and AVIF take RGB(A) only
+    if not info.grey and image.mode in ("L", "LA"):
+        return image.convert("RGBA" if has_alpha else "RGB")
     return image
 
 

@@ -23,7 +23,7 @@ def encode(image: Image.Image, fmt: Format, quality: int | None, exif: bytes | N
     options = dict(info.save_options)
     if quality is not None and info.quality is not None:
         options["quality"] = quality
-    if exif and fmt is not Format.GIF:
+    if exif and info.exif:
         options["exif"] = exif
     out = io.BytesIO()
     image.save(out, info.name.upper(), **options)
@@ -58,10 +58,13 @@ def encode_animation(frames: Sequence[Image.Image], durations: Sequence[int], lo
     first, rest = frames[0], list(frames[1:])
     first.info = {}
     out = io.BytesIO()
-    options = dict(fmt.info.save_options)
-    if fmt is Format.GIF:
-        options |= {"disposal": 2, **({"loop": loop} if loop is not None else {})}
-    else:  # WebP counts plays, 0 = forever; a GIF without a loop extension plays once
-        options |= {"loop": 1 if loop is None else loop, **({"quality": quality} if quality is not None else {})}
+    info = fmt.info
+    options = {**info.save_options, **info.animation_options}
+    if quality is not None and info.quality is not None:
+        options["quality"] = quality
+    if loop is None:  # a GIF without a loop extension plays once: say so the way the output format does
+        loop = info.plays_once
+    if loop is not None:
+        options["loop"] = loop
     first.save(out, fmt.info.name.upper(), save_all=True, append_images=rest, duration=list(durations), **options)
     return out.getvalue()

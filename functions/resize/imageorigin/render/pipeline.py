@@ -49,7 +49,7 @@ def probe(data: bytes, limits: Limits) -> SourceInfo:
     then the cheapest decode that finds damage (JPEGs at 1/8 scale, every entropy-coded byte still read)."""
     with open_source(data, limits) as source:
         with decoding("the original is damaged or truncated"):
-            if source.format.decoder == "JPEG":
+            if source.format.drafts:
                 source.image.draft(None, (1, 1))
             source.image.load()
         return SourceInfo(source.format.name, source.format.content_type, *source.image.size)

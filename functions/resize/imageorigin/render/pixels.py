@@ -45,7 +45,7 @@ def draft_scale(source: Source, plan: Plan) -> float:
 def decoded_pixels(source: Source, scale: float) -> int:
     """How many pixels `decode` will produce at `scale` (only JPEG decodes at a reduced scale)."""
     pixels = source.size[0] * source.size[1]
-    return round(pixels * scale * scale) if source.format.decoder == "JPEG" and scale < 1 else pixels
+    return round(pixels * scale * scale) if source.format.drafts and scale < 1 else pixels
 
 
 def decode(source: Source, scale: float) -> tuple[Image.Image, FloatBox]:
@@ -55,7 +55,7 @@ def decode(source: Source, scale: float) -> tuple[Image.Image, FloatBox]:
     width, height = image.size
     valid = (0.0, 0.0, float(width), float(height))
     with decoding("the original is damaged or truncated"):
-        if source.format.decoder == "JPEG" and scale < 1:
+        if source.format.drafts and scale < 1:
             drafted = image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             if drafted is not None:
                 valid = drafted[1]

@@ -97,8 +97,8 @@ def open_source(data: bytes, limits: Limits) -> Iterator[Source]:
         _check_header(image, limits)
         source = Source(image, formats.BY_DECODER[image.format], _frame_count(image, limits), _orientation(image),
                         image.info.get("icc_profile"), image.size)
-        if source.format.name == "png":
-            _verify_png(data)
+        if source.format.verifies:
+            _verify(data, source.format)
         yield source
     finally:
         image.close()
@@ -141,11 +141,11 @@ def _frame_count(image: Image.Image, limits: Limits) -> int:
     return frames
 
 
-def _verify_png(data: bytes) -> None:
-    """Every chunk's CRC, without inflating the pixels: Pillow's decoder skips them, so a damaged PNG would
-    otherwise be 422 as it is and 200 resized."""
-    with decoding("the original is damaged or truncated"), Image.open(io.BytesIO(data), formats=("PNG",)) as check:
-        check.verify()
+def _verify(data: bytes, fmt: ImageFormat) -> None:
+    """The file's own checksums (PNG's chunk CRCs), without decoding the pixels: Pillow's decoder skips them, so a
+    damaged file would otherwise be 422 as it is and 200 resized."""
+    with decoding("the original is damaged or truncated"), Image.open(io.BytesIO(data), formats=[fmt.decoder]) as file:
+        file.verify()
 
 
 def _orientation(image: Image.Image) -> int:
