@@ -8,39 +8,80 @@ BIN := $(VENV)/bin
 PORT ?= 3000
 IMAGES ?= samples
 EVENT ?= events/api_resize.json
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt functions/resize/requirements.txt | cksum | cut -d' ' -f1)
+QUICK ?=
+
+# One requirements file per purpose (requirements/*.txt); the runtime's own stay in functions/resize/requirements.txt.
+# Each purpose has a stamp in .venv named by a checksum of every file it installs, so editing one reinstalls only
+# the purposes that include it: `make test` never installs libvips, `make bench` adds it to the same .venv.
+RUNTIME_REQUIREMENTS := functions/resize/requirements.txt
+TEST_REQUIREMENTS := requirements/test.txt requirements/sam.txt $(RUNTIME_REQUIREMENTS)
+BENCH_REQUIREMENTS := requirements/bench.txt $(TEST_REQUIREMENTS)
+DEPLOY_REQUIREMENTS := requirements/deploy.txt requirements/sam.txt
+stamp = $(VENV)/.installed-$(1)-$(shell cat $(2) | cksum | cut -d' ' -f1)
+TEST_STAMP := $(call stamp,test,$(TEST_REQUIREMENTS))
+BENCH_STAMP := $(call stamp,bench,$(BENCH_REQUIREMENTS))
+DEPLOY_STAMP := $(call stamp,deploy,$(DEPLOY_REQUIREMENTS))
+
+# pip's own lines as they come (unbuffered, also in CI logs), less those saying nothing happened: a line per package
+# as it is collected and downloaded, then what was installed.
+define install
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@printf '\n==> Installing the $(1) requirements (requirements/$(1).txt) into $(VENV); the first time takes a while\n'
+	@set -o pipefail; PYTHONUNBUFFERED=1 $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off \
+		-r requirements/$(1).txt | { grep --line-buffered -v -e '^Requirement already satisfied' -e '^  Using cached' || true; }
+	@rm -f $(VENV)/.installed-$(1)-* $(VENV)/.installed-[0-9]* && touch $@
+	@printf '==> $(1) requirements installed\n\n'
+endef
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): requirements-dev.txt functions/resize/requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-* && touch $@
+$(TEST_STAMP): $(TEST_REQUIREMENTS)
+	$(call install,test)
 
-install: $(STAMP) ## Create .venv with everything the other targets need (run by them when needed)
+$(BENCH_STAMP): $(BENCH_REQUIREMENTS) | $(TEST_STAMP)
+	$(call install,bench)
 
-test: $(STAMP) ## Run every test: spec, transform, S3 on moto, handler on events/, template lint
+$(DEPLOY_STAMP): $(DEPLOY_REQUIREMENTS)
+	$(call install,deploy)
+
+install: $(TEST_STAMP) $(BENCH_STAMP) $(DEPLOY_STAMP) ## Create .venv with what every target needs (each target installs its own part anyway)
+
+test: $(TEST_STAMP) ## Run every test on every core: spec, transform, S3 on moto, handler on events/, template lint
 	$(BIN)/python -m pytest
 
-serve: $(STAMP) ## Run the service at http://127.0.0.1:$(PORT) on an embedded S3 (IMAGES=dir for your images)
+serve: $(TEST_STAMP) ## Run the service at http://127.0.0.1:$(PORT) on an embedded S3 (IMAGES=dir for your images)
 	$(BIN)/python -m devserver.serve --port $(PORT) --images $(IMAGES)
 
-invoke: $(STAMP) ## Run the handler on EVENT=events/<name>.json locally; print the answer, write the image to out/
+invoke: $(TEST_STAMP) ## Run the handler on EVENT=events/<name>.json locally; print the answer, write the image to out/
 	$(BIN)/python -m devserver.invoke $(EVENT)
 
-bench: $(STAMP) ## Benchmark against libvips and the usual Pillow recipe (corpus photos when ../shared is there)
+bench: $(BENCH_STAMP) ## Benchmark against libvips and the usual Pillow recipe (corpus photos when ../shared is there)
 	$(BIN)/python -m bench.bench
 
-edge: $(STAMP) ## Embed edge/viewer-request.js (minified) into infra/template.yaml after editing it
+worst: $(TEST_STAMP) ## Run the worst-case requests through the handler, each in a fresh process (QUICK=1: the few cheap ones)
+	$(BIN)/python -m bench.worst $(if $(filter-out 0 no false,$(QUICK)),--quick)
+
+edge: $(TEST_STAMP) ## Embed edge/viewer-request.js (minified) into infra/template.yaml after editing it
 	$(BIN)/python edge/embed.py
 
-lint: $(STAMP) ## sam validate --lint and cfn-lint on infra/template.yaml
+ruff: $(TEST_STAMP) ## ruff check . (configured in pyproject.toml; CI runs it before the tests)
+	$(BIN)/ruff check .
+
+lint: $(TEST_STAMP) ## ruff, the lock's pins, sam validate --lint and cfn-lint on the template, the embedded edge function
+	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory -C functions/resize check-lock PYTHON="$(CURDIR)/$(BIN)/python"
 	$(BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
 	$(BIN)/cfn-lint infra/template.yaml
 	$(BIN)/python edge/embed.py --check
 
-build: $(STAMP) ## Build the deployable artifact without Docker (arm64 wheels) and report its size
+lock: $(DEPLOY_STAMP) ## Pin the Lambda artifact's packages with hashes (after editing functions/resize/requirements*.txt)
+	$(MAKE) -C functions/resize lock UV="$(CURDIR)/$(BIN)/uv"
+
+check-lock: ## Check functions/resize/requirements-lambda.lock pins what requirements*.txt pin (offline)
+	$(MAKE) --no-print-directory -C functions/resize check-lock PYTHON=$(PYTHON)
+
+build: $(DEPLOY_STAMP) ## Build the artifact without Docker (x86_64 wheels, from the lock) and report its size
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --template infra/template.yaml --build-dir .aws-sam/build
 	@printf 'artifact: %s unpacked, ' "$$(du -sh .aws-sam/build/ResizeFunction | cut -f1)"
 	@cd .aws-sam/build/ResizeFunction && $(CURDIR)/$(BIN)/python -c "import io, os, zipfile; \
@@ -52,7 +93,9 @@ deploy: build ## Deploy with SAM, asking for the stack's settings the first time
 	$(BIN)/sam deploy --guided --template-file .aws-sam/build/template.yaml
 
 clean: ## Remove the virtual environment, build output and caches
-	rm -rf $(VENV) .aws-sam out .pytest_cache .hypothesis
+	rm -rf $(VENV) .aws-sam out .pytest_cache .hypothesis .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install test serve invoke bench edge lint build deploy clean
+.PHONY: help install test serve invoke bench worst edge ruff lint lock check-lock build deploy clean
+# Every install goes into the one .venv: never two pip runs at once, whatever -j says.
+.NOTPARALLEL:

@@ -292,11 +292,12 @@ def run_case(case: Case, runs: int, with_vips: bool, memory: bool) -> Row:
     )
 
 
-def prewarm(source: str, runs: int, with_vips: bool) -> dict[str, object]:
-    """The default ladder from one decode, against the classic way (each size from the full image, q95, optimize),
-    against its largest member, against the floor its encodes set, and against libvips making the same ladder."""
+def prewarm(source: str, runs: int, with_vips: bool, widths: tuple[int, ...] | None = None) -> dict[str, object]:
+    """The default ladder (or one of `widths`) from one decode, against the classic way (each size from the full
+    image, q95, optimize), against its largest member, against the floor its encodes set, and against libvips
+    making the same ladder."""
     data = source_bytes(source)
-    settings = Settings()
+    settings = Settings() if widths is None else Settings(ladder_widths=widths)
     requests = ladder.ladder("x.jpg", settings)
     specs = [r.spec for r in requests]
 
@@ -545,6 +546,11 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+# --tiny checks that every table is made, not what it says: small sizes keep CI's run short
+ENCODER_WIDTH_TINY = 240
+LADDER_TINY = (320, 160, 30)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="one small generated case, one run (CI's check)")
@@ -571,10 +577,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "cases": [asdict(r) | {"ours_vs_vips": r.vs_vips, "ours_vs_vips_default": r.vs_vips_default,
                                "usual_vs_ours": r.vs_usual} for r in rows],
-        "prewarm": prewarm(ladder_source, runs, with_vips),
+        "prewarm": prewarm(ladder_source, runs, with_vips, LADDER_TINY if args.tiny else None),
         "stages": stages(ladder_source, 100 if args.tiny else 1200, runs) if with_vips else None,
-        "cold_start": cold_start(3 if args.tiny else 7, ladder_source),
-        "encoders": encoders(ladder_source, 1200, 1 if args.tiny else 5),
+        "cold_start": cold_start(1 if args.tiny else 7, ladder_source),
+        "encoders": encoders(ladder_source, ENCODER_WIDTH_TINY if args.tiny else 1200, 1 if args.tiny else 5),
     }
     print(table(rows))
     pre = result["prewarm"]
@@ -602,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{first['import_ms']:.0f} + request {first['request_ms']:.0f}")
     print("heaviest imports (ms, -X importtime): "
           + ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(cold["heavy_imports_ms"].items(), key=lambda i: -i[1])))
-    print(f"\nencoders, {ladder_source} at 1200 px (time to encode, size):")
+    print(f"\nencoders, {ladder_source} at {ENCODER_WIDTH_TINY if args.tiny else 1200} px (time to encode, size):")
     for row in result["encoders"]:
         print(f"  {row['format']:5} {row['setting']:20} {row['ms']:7.1f} ms {row['kb']:8.1f} KB")
     args.out.parent.mkdir(parents=True, exist_ok=True)

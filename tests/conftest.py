@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from devserver.local import LocalContext
+from moto import mock_aws
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,9 @@ TEST_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
 }
 os.environ.update(TEST_ENV)
+# moto is imported before any boto3 session exists (above, at collection): importing it adds its request hook to
+# botocore's built-in handlers, which every session copies when it is made. The default session boto3 keeps is then
+# interceptable whichever test makes it first; the s3 fixture below relies on that to reuse it.
 
 
 def sample_keys() -> list[str]:
@@ -60,18 +64,34 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset()
 
 
-@pytest.fixture
-def s3() -> Iterator[object]:
-    """moto's S3 with both buckets, the originals bucket filled with the samples."""
-    import boto3
-    from moto import mock_aws
+@pytest.fixture(scope="session")
+def sample_files() -> dict[str, bytes]:
+    """The samples, read once per test process."""
+    return {key: sample(key) for key in sample_keys()}
 
-    with mock_aws():
+
+@pytest.fixture
+def s3(sample_files: dict[str, bytes]) -> Iterator[object]:
+    """moto's S3 with both buckets, the originals bucket filled with the samples.
+
+    Every test gets fresh AWS: mock_aws resets every moto backend (S3, SSM, Secrets Manager...) as it starts and
+    stops, and is active only while the test runs. Two costs of the set-up are not paid per test (together ~0.3 s of
+    the ~0.4 s it took): boto3's default session is kept rather than replaced (a new one parses botocore's endpoint
+    and service JSON again, ~0.1 s for each client made from it, the handler's included; the tests' credentials and
+    region are fixed, so one session loses no isolation), and the samples go straight into moto's S3 backend rather
+    than through seven HTTP-level PutObject calls (the same objects: body, ETag, Content-Type).
+    """
+    import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=ORIGINALS)
         client.create_bucket(Bucket=CACHE)
-        for key in sample_keys():
-            client.put_object(Bucket=ORIGINALS, Key=key, Body=sample(key))
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]  # S3 is global: one backend per partition
+        for key, body in sample_files.items():
+            backend.put_object(ORIGINALS, key, body)
         yield client
 
 
@@ -106,7 +126,7 @@ def invoke(event: dict, context: FakeContext | None = None) -> Answer:
     from imageorigin.handlers import api
 
     response = api.lambda_handler(event, context or FakeContext())
-    headers = {k: v for k, v in (response.get("headers") or {}).items()}
+    headers = dict(response.get("headers") or {})
     for name, values in (response.get("multiValueHeaders") or {}).items():
         headers[name] = ", ".join(values)
     raw = response.get("body") or ""
@@ -135,3 +155,4 @@ def png_bytes(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from cfnlint.decode import cfn_yaml
 from conftest import ROOT
 
 from imageorigin.config import Settings
@@ -22,6 +21,8 @@ PACKAGE = ROOT / "functions" / "resize" / "imageorigin"
 
 @pytest.fixture(scope="module")
 def template() -> dict:
+    from cfnlint.decode import cfn_yaml  # 2 s to import: only in the worker that runs these tests
+
     return cfn_yaml.load(str(TEMPLATE))
 
 

@@ -4,7 +4,7 @@ alpha -> encode, for a still, for each member of a pre-warm ladder and for every
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image, ImageSequence
 
@@ -140,14 +140,19 @@ def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits,
 
     Plain resizes are made largest first, each size derived from the one before it (a LANCZOS step from a larger,
     already sharp image), so the ladder costs little more than its largest member. Crops, pads, analyses and
-    animated outputs are rendered one by one."""
+    animated outputs are rendered one by one. Members that come out the same (a ladder's widths above a small
+    original's own: the same plan, the same spec but for the asked size) are rendered once."""
     deadline = deadline or Deadline.unbounded()
     results: dict[int, Rendered] = {}
     with open_source(data, limits) as source:
         upright = source.upright
         plans = [plan(upright, spec, limits.max_side) for spec in specs]
+        first_alike: dict[tuple[Plan, ResizeSpec], int] = {}
+        alike = {i: first_alike.setdefault((p, replace(spec, width=None, height=None)), i)
+                 for i, (spec, p) in enumerate(zip(specs, plans, strict=True)) if not spec.analyses}
+        specs = [spec if alike.get(i, i) == i else None for i, spec in enumerate(specs)]
         chained = [i for i, (spec, p) in enumerate(zip(specs, plans, strict=True))
-                   if spec.plain and p.canvas is None and p.box == (0, 0, *upright)
+                   if spec is not None and spec.plain and p.canvas is None and p.box == (0, 0, *upright)
                    and not (source.frames > 1 and output_format(spec, source).info.animation)]
         if chained:
             sizes = sorted({plans[i].size for i in chained}, key=lambda size: size[0] * size[1], reverse=True)
@@ -169,6 +174,6 @@ def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits,
                     encoded = encode(out, fmt, specs[i].quality_for(fmt), exif if specs[i].keep_copyright else None)
                     results[i] = Rendered(encoded, fmt, out.width, out.height)
     for i, spec in enumerate(specs):
-        if i not in results:
+        if i not in results and spec is not None:
             results[i] = render(data, spec, limits, deadline)
-    return [results[i] for i in range(len(specs))]
+    return [results[alike.get(i, i)] for i in range(len(specs))]
