@@ -426,6 +426,8 @@ ENCODER_SETTINGS = [
     ("jpeg", "progressive", {"quality": 80, "optimize": False, "progressive": True}),
     *[("webp", f"method {m}", {"quality": 80, "method": m}) for m in (0, 2, 4, 5, 6)],
     *[("avif", f"speed {s}", {"quality": 60, "speed": s}) for s in (4, 6, 7, 8, 9)],
+    # JPEG XL against AVIF and WebP at equal quality (the PSNR column): which fm=auto prefers
+    *[("jxl", f"q{q} effort {e}", {"quality": q, "effort": e}) for q, e in ((70, 5), (70, 7), (80, 7))],
 ]
 
 
@@ -441,11 +443,15 @@ def encoders(source: str, width: int, runs: int) -> list[dict[str, object]]:
         picture.save(out, PIL_NAMES[fmt], **options)
         return out.getvalue()
 
+    import pillow_jxl  # noqa: F401 - registers JPEG XL with Pillow
+
     rows = []
     for fmt, label, options in ENCODER_SETTINGS:
-        size = len(encode(fmt, options))
+        data = encode(fmt, options)
         ms = median_ms(lambda fmt=fmt, options=options: encode(fmt, options), runs)
-        rows.append({"format": fmt, "setting": label, "ms": ms, "kb": size / 1000})
+        decoded = Image.open(io.BytesIO(data)).convert("RGB")
+        rows.append({"format": fmt, "setting": label, "ms": ms, "kb": len(data) / 1000,
+                     "psnr": psnr(decoded, picture)})
     return rows
 
 
@@ -610,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(cold["heavy_imports_ms"].items(), key=lambda i: -i[1])))
     print(f"\nencoders, {ladder_source} at {ENCODER_WIDTH_TINY if args.tiny else 1200} px (time to encode, size):")
     for row in result["encoders"]:
-        print(f"  {row['format']:5} {row['setting']:20} {row['ms']:7.1f} ms {row['kb']:8.1f} KB")
+        print(f"  {row['format']:5} {row['setting']:20} {row['ms']:7.1f} ms {row['kb']:8.1f} KB {row['psnr']:6.2f} dB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")

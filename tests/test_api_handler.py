@@ -147,7 +147,8 @@ def test_original_is_served_as_is_with_its_sniffed_type(s3: object) -> None:
     ("body", "status", "code"),
     [
         (b"<html><script>alert(1)</script></html>", 415, "unsupported_type"),
-        (b"BM" + b"\0" * 60, 415, "unsupported_type"),
+        (b"BM" + b"\0" * 60, 422, "undecodable"),  # a BMP (read since issue 15) that is no picture
+        (b"8BPS\x00\x01" + b"\0" * 60, 415, "unsupported_type"),
         (sample("photos/2024/street.jpg")[:30_000], 422, "undecodable"),
         (sample("graphics/alpha.png")[:50_000], 422, "undecodable"),
         (b"", 422, "undecodable"),

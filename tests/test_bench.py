@@ -91,9 +91,9 @@ def test_bench_runs_on_a_tiny_case_and_writes_its_results(tmp_path) -> None:
 
     # the encoder sweep: one row per setting, each timed and sized
     encoders = result["encoders"]
-    assert {row["format"] for row in encoders} == {"jpeg", "webp", "avif"}
+    assert {row["format"] for row in encoders} == {"jpeg", "webp", "avif", "jxl"}
     assert len({(row["format"], row["setting"]) for row in encoders}) == len(encoders)
-    assert all(positive(row["ms"]) and positive(row["kb"]) for row in encoders)
+    assert all(positive(row["ms"]) and positive(row["kb"]) and positive(row["psnr"]) for row in encoders)
 
     # and it printed its tables
     assert "ours/vips" in stdout and "pre-warm ladder" in stdout and "cold start" in stdout

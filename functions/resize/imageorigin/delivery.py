@@ -6,14 +6,15 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from . import render
+from . import formats, render
 from .config import Settings
 from .deadline import Deadline
 from .errors import ImageServiceError, StorageFault
-from .model import ImageRequest
+from .formats import Format
+from .model import ImageRequest, ResizeSpec, canonicalize
 from .storage import SOURCE_ETAG, Blob, Store, strong_etag
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings, deadl
     deadline = deadline or Deadline.unbounded()
     store = store.within(deadline)
     if request.spec is None:
-        return _original(request, store, settings, expires)
+        return _original(request, store, settings, deadline, expires)
     timings = Timings()
     variant_key = request.variant_key(settings.key_version)
 
@@ -176,11 +177,18 @@ def _cached_variant(store: Store, variant_key: str, max_bytes: int) -> Blob | No
         return None
 
 
-def _original(request: ImageRequest, store: Store, settings: Settings, expires: int | None) -> Delivery:
-    """No transformation asked: the original as it is, if it is an allowed image within the limits."""
+def _original(request: ImageRequest, store: Store, settings: Settings, deadline: Deadline,
+              expires: int | None) -> Delivery:
+    """No transformation asked: the original as it is, if it is an allowed image within the limits that browsers
+    show as it is; any other (BMP, TIFF, ICO, SVG, HEIC) is rendered in the format keeping it means."""
     timings = Timings()
     with timings.stage("fetch"):
         original = store.get_original(request.key, settings.max_source_bytes)
+    sniffed = formats.sniff(original.data[:formats.SNIFF_BYTES])
+    if sniffed is not None and sniffed.decoder and not sniffed.web_safe:
+        keep = sniffed.keep_as or Format.PNG
+        return get_or_render(replace(request, spec=canonicalize(ResizeSpec(format=keep))), store, settings,
+                             deadline, expires=expires)
     info = render.probe(original.data, limits(settings))  # the type we answer with is sniffed, never trusted
     if len(original.data) > settings.inline_max_bytes:
         return Delivery(CacheStatus.ORIGINAL, info.content_type, original.etag,

@@ -222,6 +222,8 @@ def canonicalize(spec: ResizeSpec) -> ResizeSpec:
         changes |= {"quality": None, "max_bytes": None}  # their size does not depend on a quality
     elif spec.quality is None and fmt is not Format.ORIGINAL:
         changes["quality"] = fmt.default_quality
+    elif spec.quality is not None and fmt is not Format.ORIGINAL:
+        changes["quality"] = min(spec.quality, fmt.info.quality_max)
     if fmt is not Format.ORIGINAL and not fmt.info.alpha and not fmt.info.binary_alpha:
         changes["flatten"] = False  # JPEG flattens anyway
     if fmt is not Format.ORIGINAL and not fmt.info.exif:

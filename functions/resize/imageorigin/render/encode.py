@@ -9,6 +9,7 @@ from PIL import Image
 
 from ..deadline import Deadline
 from ..formats import Format
+from .source import register
 
 MIN_QUALITY = 10  # max_bytes lowers the quality no further than this
 MAX_BYTES_ATTEMPTS = 4  # encodes a max_bytes search may add to the first one (the cost check counts them)
@@ -20,9 +21,11 @@ def encode(image: Image.Image, fmt: Format, quality: int | None, exif: bytes | N
     `exif`, when given (only the copyright notice), is written by the formats that carry EXIF; GIF has none."""
     image.info = {}
     info = fmt.info
+    if info.decoder_module:
+        register(info.decoder_module)  # a codec in its own package (JPEG XL)
     options = dict(info.save_options)
     if quality is not None and info.quality is not None:
-        options["quality"] = quality
+        options["quality"] = min(quality, info.quality_max)
     if exif and info.exif:
         options["exif"] = exif
     out = io.BytesIO()

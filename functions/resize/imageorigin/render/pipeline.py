@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 
 from PIL import Image, ImageSequence
 
+from .. import formats
 from ..deadline import Deadline
 from ..formats import Format
 from ..model import ResizeSpec
-from . import analysis, cost, effects
+from . import analysis, cost, effects, vector
 from .encode import encode, encode_animation, encode_within
 from .geometry import FloatBox, Plan, clamped, focal_centre, plan
 from .limits import Limits
@@ -44,6 +45,12 @@ class Rendered:
         return self.format.content_type
 
 
+def rasterized(data: bytes, spec: ResizeSpec | None, limits: Limits) -> bytes:
+    """A vector original (SVG) drawn at the size the spec needs, as PNG; any other original as it is."""
+    sniffed = formats.sniff(data[:formats.SNIFF_BYTES])
+    return vector.rasterize(data, spec, limits) if sniffed is not None and sniffed.vector else data
+
+
 def probe(data: bytes, limits: Limits) -> SourceInfo:
     """Identify and check an original served as it is: the same opening as a render (header limits, PNG CRCs),
     then the cheapest decode that finds damage (JPEGs at 1/8 scale, every entropy-coded byte still read)."""
@@ -69,7 +76,7 @@ def render(data: bytes, spec: ResizeSpec, limits: Limits, deadline: Deadline | N
     """One variant. Animated originals stay animated when the output format can carry an animation; other outputs
     take the first frame."""
     deadline = deadline or Deadline.unbounded()
-    with open_source(data, limits) as source:
+    with open_source(rasterized(data, spec, limits), limits) as source:
         fmt = output_format(spec, source)
         frames = source.frames if source.frames > 1 and fmt.info.animation else 1
         region = clamped(spec.crop, source.upright) if spec.crop else None
@@ -144,6 +151,8 @@ def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits,
     original's own: the same plan, the same spec but for the asked size) are rendered once."""
     deadline = deadline or Deadline.unbounded()
     results: dict[int, Rendered] = {}
+    biggest = max(specs, key=lambda s: (s.width or 0) * (s.height or s.width or 0), default=None)
+    data = rasterized(data, biggest, limits)  # a vector is drawn once, for its largest member
     with open_source(data, limits) as source:
         upright = source.upright
         plans = [plan(upright, spec, limits.max_side) for spec in specs]

@@ -20,11 +20,14 @@ from .limits import Limits
 
 # Everything Pillow raises on malformed data. Anything else escaping a decode is a bug and must surface.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError,
-                 ZeroDivisionError, MemoryError)
+                 ZeroDivisionError, MemoryError, RuntimeError)  # RuntimeError: pillow-jxl-plugin's libjxl errors
 _EXIF_ORIENTATION = 0x0112
 _EXIF_COPYRIGHT = 0x8298
-# How a decoder that lives in its own package registers with Pillow (the registry names the package).
+# How a codec that lives in its own package registers with Pillow (the registry names the package); the others
+# register themselves when imported.
 _REGISTER = {"pillow_heif": lambda module: module.register_heif_opener(thumbnails=False)}
+# How many pages or entries a file declares, for the decoders that have them and no n_frames.
+_PAGES = {"ICO": lambda image: len(image.ico.entry)}
 
 
 @contextmanager
@@ -83,9 +86,9 @@ def open_source(data: bytes, limits: Limits) -> Iterator[Source]:
     if not data:
         raise Undecodable("the original is empty")
     decoders = formats.DECODERS
-    sniffed = formats.sniff(data[:16])
-    if sniffed is not None and sniffed.decoder and sniffed.decoder_module:
-        _register(sniffed.decoder_module)
+    sniffed = formats.sniff(data[:formats.SNIFF_BYTES])
+    if sniffed is not None and sniffed.decoder and sniffed.decoder_module and not sniffed.vector:
+        register(sniffed.decoder_module)
         decoders += (sniffed.decoder,)
     try:
         with decoding("the original could not be read as an image"), warnings.catch_warnings():
@@ -95,7 +98,8 @@ def open_source(data: bytes, limits: Limits) -> Iterator[Source]:
         raise _unidentified(sniffed) from None
     try:
         _check_header(image, limits)
-        source = Source(image, formats.BY_DECODER[image.format], _frame_count(image, limits), _orientation(image),
+        fmt = formats.BY_DECODER[image.format]
+        source = Source(image, fmt, _frame_count(image, fmt, limits), 1 if fmt.orients else _orientation(image),
                         image.info.get("icc_profile"), image.size)
         if source.format.verifies:
             _verify(data, source.format)
@@ -105,8 +109,11 @@ def open_source(data: bytes, limits: Limits) -> Iterator[Source]:
 
 
 @cache
-def _register(module_name: str) -> None:
-    _REGISTER[module_name](importlib.import_module(module_name))
+def register(module_name: str) -> None:
+    """Load a codec that lives in its own package (imported on first use only)."""
+    module = importlib.import_module(module_name)
+    if module_name in _REGISTER:
+        _REGISTER[module_name](module)
 
 
 def _unidentified(sniffed: ImageFormat | None) -> UnsupportedType | Undecodable:
@@ -128,12 +135,14 @@ def _check_header(image: Image.Image, limits: Limits) -> None:
         raise Undecodable("the original has no pixels")
 
 
-def _frame_count(image: Image.Image, limits: Limits) -> int:
-    """Frames in the original, counted from its headers (no frame is decoded), within the animation limits."""
-    with decoding("the animation's frames could not be read"):
-        frames = getattr(image, "n_frames", 1)
-    if frames > limits.max_frames:
-        raise TooLarge(f"the original has {frames} frames; the limit (MAX_FRAMES) is {limits.max_frames}")
+def _frame_count(image: Image.Image, fmt: ImageFormat, limits: Limits) -> int:
+    """Frames (or pages, or entries) in the original, counted from its headers (none is decoded), within the
+    limits: the format's own (TIFF pages, ICO entries), MAX_FRAMES, MAX_ANIMATION_PIXELS."""
+    with decoding("the file's frames or pages could not be read"):
+        frames = _PAGES[image.format](image) if image.format in _PAGES else getattr(image, "n_frames", 1)
+    most = min(limits.max_frames, fmt.max_pages or limits.max_frames)
+    if frames > most:
+        raise TooLarge(f"the original has {frames} frames or pages; the limit (MAX_FRAMES) is {most}")
     total = frames * image.width * image.height
     if total > limits.max_animation_pixels:
         raise TooLarge(f"the animation has {total / 1e6:.1f} MP in all frames; the limit (MAX_ANIMATION_PIXELS) "
