@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
+S3_PORT ?= 5005
 IMAGES ?= samples
 EVENT ?= events/api_resize.json
 QUICK ?=
@@ -21,6 +22,10 @@ stamp = $(VENV)/.installed-$(1)-$(shell cat $(2) | cksum | cut -d' ' -f1)
 TEST_STAMP := $(call stamp,test,$(TEST_REQUIREMENTS))
 BENCH_STAMP := $(call stamp,bench,$(BENCH_REQUIREMENTS))
 DEPLOY_STAMP := $(call stamp,deploy,$(DEPLOY_REQUIREMENTS))
+# checkov pins packages (boto3 among them) the test requirements pin otherwise: it gets its own venv inside .venv
+LINT_VENV := $(VENV)/lint
+LINT_STAMP := $(LINT_VENV)/.installed-lint-$(shell cat requirements/lint.txt | cksum | cut -d' ' -f1)
+CHECKOV := $(LINT_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
 
 # pip's own lines as they come (unbuffered, also in CI logs), less those saying nothing happened: a line per package
 # as it is collected and downloaded, then what was installed.
@@ -45,15 +50,25 @@ $(BENCH_STAMP): $(BENCH_REQUIREMENTS) | $(TEST_STAMP)
 $(DEPLOY_STAMP): $(DEPLOY_REQUIREMENTS)
 	$(call install,deploy)
 
+$(LINT_STAMP): requirements/lint.txt
+	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	@printf '\n==> Installing checkov (requirements/lint.txt) into $(LINT_VENV)\n'
+	@set -o pipefail; PYTHONUNBUFFERED=1 $(LINT_VENV)/bin/python -m pip install --disable-pip-version-check \
+		--progress-bar off -r requirements/lint.txt | { grep --line-buffered -v -e '^Requirement already satisfied' || true; }
+	@rm -f $(LINT_VENV)/.installed-lint-* && touch $@
+
 install: $(TEST_STAMP) $(BENCH_STAMP) $(DEPLOY_STAMP) ## Create .venv with what every target needs (each target installs its own part anyway)
 
-test: $(TEST_STAMP) ## Run every test on every core: spec, transform, S3 on moto, handler on events/, template lint
+test: $(TEST_STAMP) $(LINT_STAMP) ## Run every test on every core: spec, transform, S3 on moto, handler on events/, template lint
 	$(BIN)/python -m pytest
 
-serve: $(TEST_STAMP) ## Run the service at http://127.0.0.1:$(PORT) on an embedded S3 (IMAGES=dir for your images)
-	$(BIN)/python -m devserver.serve --port $(PORT) --images $(IMAGES)
+serve: $(TEST_STAMP) ## The playground and service at http://127.0.0.1:$(PORT) on an embedded S3 (IMAGES=dir, S3_PORT=5005)
+	$(BIN)/python -m devserver.serve --port $(PORT) --images $(IMAGES) --s3-port $(S3_PORT)
 
-invoke: $(TEST_STAMP) ## Run the handler on EVENT=events/<name>.json locally; print the answer, write the image to out/
+sam-env: $(TEST_STAMP) ## Write out/sam-env.json: sam local invoke --env-vars for make serve's S3 (S3_PORT, default 5005)
+	$(BIN)/python -m devserver.sam_env --out out/sam-env.json
+
+invoke: $(TEST_STAMP) ## Run the handler on EVENT=events/<name>.json (API or S3 event) locally; print the answer, image to out/
 	$(BIN)/python -m devserver.invoke $(EVENT)
 
 bench: $(BENCH_STAMP) ## Benchmark against libvips and the usual Pillow recipe (corpus photos when ../shared is there)
@@ -68,11 +83,12 @@ edge: $(TEST_STAMP) ## Embed edge/viewer-request.js (minified) into infra/templa
 ruff: $(TEST_STAMP) ## ruff check . (configured in pyproject.toml; CI runs it before the tests)
 	$(BIN)/ruff check .
 
-lint: $(TEST_STAMP) ## ruff, the lock's pins, sam validate --lint and cfn-lint on the template, the embedded edge function
+lint: $(TEST_STAMP) $(LINT_STAMP) ## ruff, the lock's pins, sam validate --lint, cfn-lint and checkov on the template, the edge function
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory -C functions/resize check-lock PYTHON="$(CURDIR)/$(BIN)/python"
 	$(BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
 	$(BIN)/cfn-lint infra/template.yaml
+	$(CHECKOV)
 	$(BIN)/python edge/embed.py --check
 
 lock: $(DEPLOY_STAMP) ## Pin the Lambda artifact's packages with hashes (after editing functions/resize/requirements*.txt)
@@ -96,6 +112,6 @@ clean: ## Remove the virtual environment, build output and caches
 	rm -rf $(VENV) .aws-sam out .pytest_cache .hypothesis .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install test serve invoke bench worst edge ruff lint lock check-lock build deploy clean
+.PHONY: help install test serve sam-env invoke bench worst edge ruff lint lock check-lock build deploy clean
 # Every install goes into the one .venv: never two pip runs at once, whatever -j says.
 .NOTPARALLEL:

@@ -27,7 +27,10 @@ LOCAL_ENV = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "PLAYGROUND": "true",  # the page at GET / is the one the Lambda serves at /_playground with this setting
 }
+# What `aws --endpoint-url` needs to talk to the embedded S3 (moto accepts any credentials): printed with each command.
+AWS_CLI_ENV = "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1"
 
 
 def configure(endpoint: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -11,11 +12,29 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
-from devserver.local import ORIGINALS, ROOT, LocalContext, configure, response_parts, rest_event, s3_event, seed
+from devserver.local import (
+    AWS_CLI_ENV,
+    ORIGINALS,
+    ROOT,
+    LocalContext,
+    configure,
+    response_parts,
+    rest_event,
+    s3_event,
+    seed,
+)
 
-UPLOAD_URL = "/_local/upload-url"  # dev server only: a presigned PUT into the local originals bucket
+# Dev server only, never in the Lambda: its page at GET / (the playground, the same files the Lambda serves at
+# /_playground), a presigned PUT or POST into the local originals bucket, and signing on the page's behalf (the page
+# never holds the key). Everything else is the Lambda handler's.
+UPLOAD_URL = "/_local/upload-url"  # a presigned PUT
+UPLOAD_FORM = "/_local/upload-form"  # a presigned POST (the form fields), as the playground uploads
+SIGN = "/_local/sign"  # ?key=&query= (query API) or ?thumbor=<path after the signature>: the signed URL
+LOCAL_CONFIG = "/_local/config"  # what the page may do here
+S3_PORT = 5005  # the embedded S3's port unless S3_PORT says otherwise (fixed, so printed aws commands keep working)
+PLAYGROUND_PAGE = ROOT / "functions" / "resize" / "imageorigin" / "playground" / "index.html"
 
 
 def free_port() -> int:
@@ -51,8 +70,8 @@ class UploadWatcher(threading.Thread):
                     with self.lock:
                         result = self.handler(event, LocalContext())
                     outcome = f"{result} {(time.perf_counter() - started) * 1000:.0f} ms"
-                except Exception as exc:  # noqa: BLE001 - shown, as Lambda would log it; the watcher keeps going
-                    outcome = f"failed: {exc}"
+                except Exception as exc:  # noqa: BLE001 - one line, as Lambda would log it; the watcher keeps going
+                    outcome = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 print(f"S3 {record['eventName']} {record['s3']['object']['key']} -> {outcome}", flush=True)
 
 
@@ -63,10 +82,20 @@ def make_handler(lambda_handler, lock: threading.Lock, s3: object) -> type[BaseH
         protocol_version = "HTTP/1.1"
 
         def _dispatch(self) -> None:
-            if self.path.startswith(UPLOAD_URL):
+            route = urlsplit(self.path).path
+            if route == UPLOAD_URL:
                 self._upload_url()
                 return
-            event = rest_event(self.command, self.path, dict(self.headers.items()))
+            local = {UPLOAD_FORM: self._upload_form, SIGN: self._sign, LOCAL_CONFIG: self._config}
+            if route in local and self.command in ("GET", "HEAD"):
+                self._json(*local[route]())
+                return
+            if route == "/" and self.command in ("GET", "HEAD"):
+                self._send(200, "text/html; charset=utf-8", PLAYGROUND_PAGE.read_bytes())
+                return
+            headers = dict(self.headers.items())
+            headers.setdefault("X-Forwarded-Proto", "http")  # as API Gateway says https: ?picture links use it
+            event = rest_event(self.command, self.path, headers)
             started = time.perf_counter()
             with lock:
                 status, headers, body = response_parts(lambda_handler(event, LocalContext()))
@@ -95,6 +124,53 @@ def make_handler(lambda_handler, lock: threading.Lock, s3: object) -> type[BaseH
             self.end_headers()
             self.wfile.write(body)
 
+        def _params(self) -> dict[str, str]:
+            return {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query, keep_blank_values=True).items()}
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _json(self, status: int, data: object) -> None:
+            self._send(status, "application/json", json.dumps(data).encode())
+
+        def _config(self) -> tuple[int, object]:
+            from imageorigin import runtime
+
+            return 200, {"upload": True, "signing": bool(runtime.signing_keys())}
+
+        def _upload_form(self) -> tuple[int, object]:
+            key = self._params().get("key", "").lstrip("/")
+            if not key:
+                return 400, {"message": "give ?key=path/of/the/original.jpg"}
+            form = s3.generate_presigned_post(ORIGINALS, key, ExpiresIn=3600,
+                                              Conditions=[["starts-with", "$Content-Type", ""]])
+            return 200, form
+
+        def _sign(self) -> tuple[int, object]:
+            from imageorigin import runtime, signing
+            from imageorigin.grammars.query import encode_query
+
+            keys = runtime.signing_keys()
+            params = self._params()
+            if not keys:
+                return 404, {"message": "no signing key here (SIGNING_KEYS is empty): URLs need no signature"}
+            if "thumbor" in params:
+                path = params["thumbor"].lstrip("/")
+                return 200, {"url": f"/{signing.thumbor_signature(keys[0], path)}/{path}"}
+            key = params.get("key", "").lstrip("/")
+            pairs = [tuple(pair.split("=", 1)) for pair in params.get("query", "").split("&") if "=" in pair]
+            decoded = parse_qs(params.get("query", ""), keep_blank_values=True)
+            signature = signing.sign_query(keys[0], key, decoded)
+            query = "&".join(f"{n}={v}" for n, v in pairs)
+            return 200, {"url": f"/{quote(key)}?{query + '&' if query else ''}"
+                                f"{encode_query([(signing.SIGNATURE, signature)])}"}
+
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
@@ -109,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--images", type=Path, default=Path(os.environ.get("IMAGES") or ROOT / "samples"),
                         help="folder whose images fill the originals bucket (default: samples/)")
+    parser.add_argument("--s3-port", type=int, default=int(os.environ.get("S3_PORT") or S3_PORT),
+                        help=f"port of the embedded S3 (default: S3_PORT, else {S3_PORT}; 0: a free one), printed")
     args = parser.parse_args(argv)
     if not args.images.is_dir():
         parser.error(f"--images {args.images} is not a folder")
@@ -119,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
 
-    s3_port = free_port()
+    s3_port = args.s3_port or free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
     moto.start()
     configure(f"http://127.0.0.1:{s3_port}")
@@ -129,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
 
     s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
     keys = seed(s3, args.images)
+    # the playground POSTs uploads straight to the bucket from its own origin, as a browser would to S3
+    s3.put_bucket_cors(Bucket=ORIGINALS, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "PUT", "POST"], "AllowedHeaders": ["*"]}]})
     from imageorigin.handlers import s3_events
     from imageorigin.handlers.api import lambda_handler
 
@@ -139,17 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started from a script
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     base = f"http://{args.host}:{server.server_port}"
+    s3_url = f"http://127.0.0.1:{s3_port}"
     print(f"imageorigin is serving {len(keys)} originals from {args.images} at {base}")
-    print(f"S3 (moto) at http://127.0.0.1:{s3_port}; Ctrl-C stops both. Try:")
-    examples = [k for k in keys if k.endswith((".jpg", ".png"))][:2] or keys[:1]
+    print(f"  {base}/   the playground: gallery, upload, parameters, live preview, <picture>")
+    print(f"S3 (moto) at {s3_url} (S3_PORT=... make serve moves it); Ctrl-C stops both. Try:")
+    examples = [quote(k) for k in keys if k.endswith((".jpg", ".png"))][:2] or [quote(k) for k in keys[:1]]
     for key in examples:
         print(f"  curl -sD- -o /dev/null '{base}/{key}?w=300&fm=webp'")
         print(f"  {base}/{key}?resize=300*200")
         print(f"  {base}/{key}?w=400&h=400&fit=cover&fm=auto")
-    print(f"  {base}/{examples[0] if examples else 'missing.jpg'}?w=0   (a 400 error)")
-    print(f"  {base}/{examples[0] if examples else 'missing.jpg'}?picture   (the responsive <picture>)")
-    print(f"  {base}/unsafe/300x200/smart/filters:format(webp)/{examples[0] if examples else 'missing.jpg'}"
-          "   (a thumbor URL)")
+    first = examples[0] if examples else "missing.jpg"
+    print(f"  {base}/{first}?w=0   (a 400 error)")
+    print(f"  {base}/{first}?picture   (the responsive <picture>)")
+    print(f"  {base}/unsafe/300x200/smart/filters:format(webp)/{first}   (a thumbor URL)")
     from imageorigin import access, runtime
     from imageorigin.config import get_settings
 
@@ -157,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         print("Signatures are required (SIGNING_KEYS is set): sign URLs with examples/signing/, as in production.")
     else:
         print("No signing key: unsigned and /unsafe/ URLs are served (SIGNING_KEYS=secret make serve to require them).")
-    print("Uploads pre-warm the ladder, as S3 events do on AWS:")
+    print("Uploads pre-warm the ladder, as S3 events do on AWS (the AWS CLI works with the dummy credentials shown):")
     print(f"  curl -X PUT --upload-file cat.jpg \"$(curl -s '{base}{UPLOAD_URL}?key=uploads/cat.jpg')\"")
-    print(f"  aws --endpoint-url http://127.0.0.1:{s3_port} s3 cp cat.jpg s3://{ORIGINALS}/uploads/cat.jpg", flush=True)
+    print(f"  {AWS_CLI_ENV} aws --endpoint-url {s3_url} s3 cp cat.jpg s3://{ORIGINALS}/uploads/cat.jpg")
+    print(f"  {AWS_CLI_ENV} aws --endpoint-url {s3_url} s3 ls --recursive s3://{ORIGINALS}/", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -199,6 +199,11 @@ class Settings:
     tracing_disabled: bool = _setting(
         "POWERTOOLS_TRACE_DISABLED", False, _enabled, "true: no X-Ray tracing, and its SDK is never imported"
     )
+    public_base_url: str = _setting(
+        "PUBLIC_BASE_URL", "", _base_url,
+        "base URL ?picture links start with (e.g. https://img.example.com); empty = the request's scheme and host",
+    )
+    playground: bool = _setting("PLAYGROUND", False, _enabled, "true: serves the playground at /_playground")
     key_version: str = _setting(
         "KEY_VERSION", "v1", _text, "first segment of every variant key; change it to retire all variants at once"
     )

@@ -130,7 +130,7 @@ REGISTRY: tuple[ImageFormat, ...] = (
         keep_as=Format.JPEG,
     ),
     # BMP originals are served as PNG (lossless, like them): 1-32 bits, RLE, top-down, alpha.
-    ImageFormat("bmp", "BMP", "image/bmp", (b"BM",), extensions=("bmp", "dib"), decoder="BMP", keep_as=Format.PNG),
+    ImageFormat("bmp", "BMP", "image/bmp", (b"BM",), extensions=("bmp",), decoder="BMP", keep_as=Format.PNG),
     # TIFF: the first page; what cameras, scanners and print workflows make, so JPEG by default.
     ImageFormat("tiff", "TIFF", "image/tiff", (b"II*\x00", b"MM\x00*"), extensions=("tif", "tiff"), decoder="TIFF",
                 keep_as=Format.JPEG, max_pages=100, orients=True),

@@ -13,10 +13,22 @@ Link = Callable[[str, str], str]  # (key, query) -> the URL of that variant
 
 PLACEHOLDER_MAX = 64  # ladder widths up to this are a blurred placeholder, not a srcset candidate
 _SOURCES = tuple((f.name, f.content_type) for f in formats.AUTO_ORDER)  # <source>s, best first
+# The low-resolution placeholder is painted behind the image: only where no pixel of it can show through, i.e. when
+# the fallback (the original's own format) cannot carry transparency, so neither can the original.
+_OPAQUE = frozenset(f.name for f in formats.OUTPUTS.values() if not (f.alpha or f.binary_alpha))
+PRIORITIES = ("high", "auto")  # ?picture&priority=: high = eager with fetchpriority="high"; auto (default) = lazy
+# Whatever the container, the image never overflows it, and keeps its aspect ratio.
+IMG_STYLE = "max-width:100%;height:auto"
 
 
 def relative(key: str, query: str) -> str:
     return f"/{quote(key)}?{query}"
+
+
+def absolute(base: str, link: Link = relative) -> Link:
+    """Links under `base` (scheme://host[/stage], no trailing slash), so markup works wherever it is pasted."""
+    base = base.rstrip("/")
+    return lambda key, query: base + link(key, query)
 
 
 def _candidates(manifest: Manifest, fmt: str) -> list[LadderEntry]:
@@ -33,8 +45,11 @@ def _fallback_format(manifest: Manifest) -> str:
     return sorted(formats)[0] if formats else "jpeg"
 
 
-def html(manifest: Manifest, alt: str = "", sizes: str = "", link: Link = relative) -> str:
-    """<picture> with AVIF and WebP <source>s and an <img> in the original's format (lazy, async, sized)."""
+def html(manifest: Manifest, alt: str = "", sizes: str = "", link: Link = relative, priority: str = "auto") -> str:
+    """<picture> with AVIF and WebP <source>s and an <img> in the original's format: sized (width and height, so no
+    layout shift) but never wider than its container, lazy unless `priority` is high (then eager, fetched first),
+    with a blurred placeholder behind it only for opaque originals. Candidates are the ladder's real widths, so
+    never wider than the original."""
     fallback = _candidates(manifest, _fallback_format(manifest))
     if not fallback:
         fallback = _candidates(manifest, "webp")
@@ -52,11 +67,16 @@ def html(manifest: Manifest, alt: str = "", sizes: str = "", link: Link = relati
                          f'sizes="{escape(sizes)}">')
     width, height = (largest.width, largest.height) if largest else (manifest.width, manifest.height)
     src = link(manifest.key, largest.query) if largest else f"/{quote(manifest.key)}"
-    placeholder = [e for e in manifest.entries if e.width <= PLACEHOLDER_MAX and e.format == _fallback_format(manifest)]
-    blurred = escape(link(manifest.key, placeholder[0].query)) if placeholder else ""
-    style = f' style="background-size:cover;background-image:url(&quot;{blurred}&quot;)"' if placeholder else ""
+    fallback_format = _fallback_format(manifest)
+    placeholder = [e for e in manifest.entries if e.width <= PLACEHOLDER_MAX and e.format == fallback_format]
+    style = IMG_STYLE
+    if placeholder and fallback_format in _OPAQUE:
+        blurred = escape(link(manifest.key, placeholder[0].query))
+        style += f";background-size:cover;background-image:url(&quot;{blurred}&quot;)"
+    loading = 'loading="eager" fetchpriority="high"' if priority == "high" else 'loading="lazy"'
     lines.append(f'  <img src="{escape(src)}" srcset="{escape(srcset(fallback))}" sizes="{escape(sizes)}" '
-                 f'width="{width}" height="{height}" alt="{escape(alt)}" loading="lazy" decoding="async"{style}>')
+                 f'width="{width}" height="{height}" alt="{escape(alt)}" {loading} decoding="async" '
+                 f'style="{style}">')
     lines.append("</picture>")
     return "\n".join(lines) + "\n"
 

@@ -260,39 +260,46 @@ _EXTENDED: dict[str, Callable[[ResizeSpec, str], ResizeSpec]] = {
 
 @dataclass(frozen=True)
 class PictureRequest:
-    """GET /<key>?picture: which original, and whether the ladder is wanted as JSON or as HTML."""
+    """GET /<key>?picture: which original, whether the ladder is wanted as JSON or as HTML, and how the <img> loads."""
 
     key: str
     as_json: bool
     alt: str = ""
     sizes: str = ""
     negotiated: bool = False  # JSON or HTML was chosen from Accept: the answer varies by it
+    priority: str = "auto"  # high: loading="eager" fetchpriority="high"; auto: loading="lazy"
 
     def canonical_query(self) -> str:
         """The query the edge forwards: the choice made from Accept spelled out, so it can be cached."""
         pairs = [("picture", "json" if self.as_json else "html")]
         pairs += [(name, value) for name, value in (("alt", self.alt), ("sizes", self.sizes)) if value]
+        pairs += [("priority", self.priority)] if self.priority != "auto" else []
         return encode_query(pairs)
 
 
-PICTURE_PARAMETERS = ("picture", "alt", "sizes")
+PICTURE_PARAMETERS = ("picture", "alt", "sizes", "priority")
+PICTURE_PRIORITIES = ("high", "auto")
 
 
 def parse_picture(raw_path: str, query: Mapping[str, Sequence[str]], accept: str = "") -> PictureRequest:
-    """GET /<key>?picture[=json|html][&alt=...][&sizes=...]: JSON when asked by value or by Accept."""
+    """GET /<key>?picture[=json|html][&alt=...][&sizes=...][&priority=high|auto]: JSON when asked by value or by
+    Accept; priority=high makes the <img> eager with fetchpriority="high" (a hero image), else it is lazy."""
     values: dict[str, str] = {}
     for name, given in query.items():
         if name not in PICTURE_PARAMETERS:
-            raise BadParameter(name, "only alt and sizes go with picture")
+            raise BadParameter(name, "only alt, sizes and priority go with picture")
         if len(given) != 1:
             raise BadParameter(name, "given more than once")
         values[name] = given[0]
     mode = values["picture"].strip().lower()
     if mode not in ("", "json", "html"):
         raise BadParameter("picture", "must be json, html or empty (then Accept decides)")
+    priority = values.get("priority", "auto").strip().lower() or "auto"
+    if priority not in PICTURE_PRIORITIES:
+        raise BadParameter("priority", "must be high or auto (lazy)")
     as_json = mode == "json" or (not mode and "application/json" in accepted_types(accept))
     return PictureRequest(parse_key(raw_path), as_json, values.get("alt", ""), values.get("sizes", ""),
-                          negotiated=not mode)
+                          negotiated=not mode, priority=priority)
 
 
 def encode_query(pairs: Sequence[tuple[str, str]]) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from http import HTTPStatus
+from pathlib import Path
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
@@ -23,6 +25,15 @@ from ..grammars.thumbor import is_thumbor
 # Set by the CloudFront distribution on requests it sends this API (an origin custom header): a stored variant
 # too large to answer inline is then a 302 to its own canonical path, which the edge serves from the bucket.
 EDGE_HEADER = "x-imageorigin-edge"
+# PLAYGROUND=true: the static page at /_playground (its files packaged in imageorigin/playground/) and the list of
+# originals it shows; it renders nothing itself, every image it shows is an ordinary request under the same policy.
+PLAYGROUND = "/_playground"
+PLAYGROUND_FILES = Path(__file__).resolve().parent.parent / "playground"
+PLAYGROUND_LIST = "originals.json"
+PLAYGROUND_MAX_KEYS = 1000
+_PLAYGROUND_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                     ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 def _cors(settings: Settings) -> CORSConfig | None:
@@ -43,6 +54,8 @@ app = APIGatewayRestResolver(cors=_cors(get_settings()))
 def get_image() -> Response:
     event = app.current_event
     settings = get_settings()
+    if settings.playground and (event.path == PLAYGROUND or event.path.startswith(PLAYGROUND + "/")):
+        return _playground(event.path[len(PLAYGROUND):].lstrip("/"), settings)
     query = event.multi_value_query_string_parameters or {}
     accept = event.headers.get("accept", "")
     thumbor_url = is_thumbor(event.path) and not query
@@ -72,14 +85,73 @@ def _picture(admission: access.Admission, deadline: Deadline) -> Response:
     manifest = ladder.picture_manifest(request.key, runtime.store().within(deadline), settings, deadline)
     metrics.add_metric(name="PictureServed", unit=MetricUnit.Count, value=1)
     link = _signed_link(admission.expires) if admission.signed else picture.relative
+    base = _public_base(settings)
+    link = picture.absolute(base, link) if base else link
     headers = {"Cache-Control": cache_control(Kind.PICTURE, settings, admission.expires),
                **_common_headers(*["Accept"] * request.negotiated)}
     if request.as_json:
         return Response(status_code=HTTPStatus.OK, content_type="application/json",
                         body=json.dumps(picture.as_json(manifest, link)), headers=headers)
-    markup = picture.html(manifest, alt=request.alt, sizes=request.sizes, link=link)
+    markup = picture.html(manifest, alt=request.alt, sizes=request.sizes, link=link, priority=request.priority)
     return Response(status_code=HTTPStatus.OK, content_type="text/html; charset=utf-8", body=markup,
                     headers=headers)
+
+
+def _public_base(settings: Settings) -> str:
+    """Where ?picture's links point: PUBLIC_BASE_URL, else this request's own scheme and host (Host, and
+    X-Forwarded-Proto as API Gateway sets it, or CloudFront-Forwarded-Proto), with the stage when the path had one
+    (https://abc.execute-api.../Prod); empty (root-relative links) when the Host is missing or malformed."""
+    if settings.public_base_url:
+        return settings.public_base_url
+    event = app.current_event
+    host = (event.headers.get("host") or "").strip()
+    if not _HOST.fullmatch(host):
+        return ""
+    proto = (event.headers.get("x-forwarded-proto") or event.headers.get("cloudfront-forwarded-proto")
+             or "https").split(",")[0].strip().lower()
+    proto = proto if proto in ("http", "https") else "https"
+    full = event.request_context.path or ""
+    stage = full[: -len(event.path)] if full.endswith(event.path) and full != event.path else ""
+    return f"{proto}://{host}{stage}"
+
+
+def _playground(name: str, settings: Settings) -> Response:
+    """The playground's static files, and the originals' keys as JSON for its gallery. Nothing else: its
+    previews are ordinary requests, admitted (or refused) like any other."""
+    headers = {"Cache-Control": "no-cache", **_common_headers()}
+    if name == "":
+        name = "index.html"
+    if name == PLAYGROUND_LIST:
+        body = json.dumps(_originals(settings))
+        return Response(status_code=HTTPStatus.OK, content_type="application/json", body=body, headers=headers)
+    if name == "index.html" and app.current_event.path.endswith("/"):
+        # the page reads everything relative to itself at /_playground: send /_playground/ there
+        return Response(status_code=HTTPStatus.FOUND, content_type="text/plain", body="",
+                        headers={**headers, "Location": "../_playground"})
+    path = PLAYGROUND_FILES / name
+    kind = _PLAYGROUND_TYPES.get(path.suffix)
+    if "/" in name or name.startswith(".") or kind is None or not path.is_file():
+        return _error(HTTPStatus.NOT_FOUND, {"code": "not_found", "message": "no such playground file"})
+    return Response(status_code=HTTPStatus.OK, content_type=kind, body=path.read_text(), headers=headers)
+
+
+def _originals(settings: Settings) -> dict[str, object]:
+    """The originals' keys (up to PLAYGROUND_MAX_KEYS), and what the page needs to build URLs that work here."""
+    client = runtime.store().client  # type: ignore[attr-defined]  # S3Store's
+    keys: list[dict[str, object]] = []
+    truncated = False
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.originals_bucket):
+        for item in page.get("Contents", []):
+            if len(keys) == PLAYGROUND_MAX_KEYS:
+                truncated = True
+                break
+            keys.append({"key": item["Key"], "bytes": item["Size"], "etag": item["ETag"].strip('"'),
+                         "modified": item["LastModified"].isoformat()})
+        if truncated:
+            break
+    return {"originals": keys, "truncated": truncated,
+            "signatures_required": access.signatures_required(settings, runtime.signing_keys()),
+            "ladder_widths": list(settings.ladder_widths), "max_output_side": settings.max_output_side}
 
 
 def _signed_link(expires: int | None) -> picture.Link:
