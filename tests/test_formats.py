@@ -57,6 +57,15 @@ def bmp_rle8() -> bytes:
     return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
 
 
+def bmp_4bit() -> bytes:
+    """A 4-bit palette BMP written byte by byte: 4x2, left red, right blue (two pixels a byte, rows padded to 4)."""
+    palette = bytes([RED[2], RED[1], RED[0], 0, BLUE[2], BLUE[1], BLUE[0], 0]) + bytes(4 * 14)
+    row = bytes([0x00, 0x11, 0, 0])  # pixels 0,0 | 1,1, padded to four bytes
+    header = struct.pack("<IiiHHIIiiII", 40, 4, 2, 1, 4, 0, len(row) * 2, 2835, 2835, 16, 0)
+    offset = 14 + len(header) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(row) * 2, 0, 0, offset) + header + palette + row * 2
+
+
 def bmp_16bit(top_down: bool = False) -> bytes:
     """A 16-bit (5-5-5) BMP, optionally stored top-down (negative height): 4x2, left red, right blue."""
     def pixel(rgb: tuple[int, int, int]) -> bytes:
@@ -74,6 +83,7 @@ def bmp_16bit(top_down: bool = False) -> bytes:
         ("8-bit palette", saved(split().quantize(16), "BMP")),
         ("1-bit", saved(split().convert("1"), "BMP")),
         ("32-bit with alpha", saved(split().convert("RGBA"), "BMP")),
+        ("4-bit palette", bmp_4bit()),
         ("RLE8", bmp_rle8()),
         ("16-bit", bmp_16bit()),
         ("16-bit top-down", bmp_16bit(top_down=True)),
@@ -239,6 +249,10 @@ def _hostile() -> dict[str, tuple[bytes, type[Exception]]]:
     bmp = saved(split(), "BMP")
     huge_bmp = bmp[:18] + struct.pack("<ii", 100_000, 100_000) + bmp[26:]  # the header lies: 10 gigapixels
     tiff = saved(split(), "TIFF", compression="tiff_lzw")
+    def tag(number: int, value: int) -> bytes:
+        return struct.pack("<HHIH", number, 3, 1, value)
+    assert tag(256, 64) in tiff and tag(257, 40) in tiff  # the header's width and height, as Pillow writes them
+    huge_tiff = tiff.replace(tag(256, 64), tag(256, 65_000), 1).replace(tag(257, 40), tag(257, 60_000), 1)
     ico = saved(split(64, 64), "ICO", sizes=[(64, 64)])
     many_entries = ico[:4] + struct.pack("<H", 65535) + ico[6:]
     import pillow_jxl  # noqa: F401
@@ -248,6 +262,7 @@ def _hostile() -> dict[str, tuple[bytes, type[Exception]]]:
         "bmp truncated": (bmp[: len(bmp) // 2], Undecodable),
         "bmp lying size": (huge_bmp, TooLarge),
         "tiff truncated": (tiff[: len(tiff) // 2], Undecodable),
+        "tiff lying size": (huge_tiff, TooLarge),  # 3.9 gigapixels declared: refused from the header
         "ico truncated": (ico[:40], Undecodable),
         "ico 65535 entries": (many_entries, (TooLarge, Undecodable)),
         "jxl truncated": (jxl[: len(jxl) // 2], Undecodable),
