@@ -95,7 +95,9 @@ def make_handler(lambda_handler, lock: threading.Lock, s3: object) -> type[BaseH
                 return
             headers = dict(self.headers.items())
             headers.setdefault("X-Forwarded-Proto", "http")  # as API Gateway says https: ?picture links use it
-            event = rest_event(self.command, self.path, headers)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else None  # POST /animations: its JSON
+            event = rest_event(self.command, self.path, headers, body)
             started = time.perf_counter()
             with lock:
                 status, headers, body = response_parts(lambda_handler(event, LocalContext()))
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
 
     s3_port = args.s3_port or free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+    # S3_HOST=0.0.0.0 lets a container (sam local invoke) reach it; loopback only by default
+    moto = ThreadedMotoServer(ip_address=os.environ.get("S3_HOST", "127.0.0.1"), port=s3_port, verbose=False)
     moto.start()
     configure(f"http://127.0.0.1:{s3_port}")
 
