@@ -57,8 +57,9 @@ def seed(client: object, images: Path) -> list[str]:
     return keys
 
 
-def rest_event(method: str, target: str, headers: dict[str, str]) -> dict:
-    """The API Gateway REST proxy event for an HTTP request line: the path stays percent-encoded, as there."""
+def rest_event(method: str, target: str, headers: dict[str, str], body: bytes | None = None) -> dict:
+    """The API Gateway REST proxy event for an HTTP request line: the path stays percent-encoded, as there; a body
+    (POST /animations) base64-encoded, as the API's binary media types (*/*) have API Gateway send every body."""
     parts = urlsplit(target)
     query = parse_qs(parts.query, keep_blank_values=True) or None
     return {
@@ -73,8 +74,8 @@ def rest_event(method: str, target: str, headers: dict[str, str]) -> dict:
         "stageVariables": None,
         "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method, "path": parts.path,
                            "stage": "local", "requestId": os.urandom(8).hex(), "identity": {"sourceIp": "127.0.0.1"}},
-        "body": None,
-        "isBase64Encoded": False,
+        "body": base64.b64encode(body).decode() if body else None,
+        "isBase64Encoded": bool(body),
     }
 
 

@@ -135,8 +135,9 @@ def invoke(event: dict, context: FakeContext | None = None) -> Answer:
 
 
 def api_event(path: str, query: dict[str, str | list[str]] | None = None, *, accept: str = "image/*",
-              method: str = "GET", headers: dict[str, str] | None = None) -> dict:
-    """A REST API proxy event for `path` (percent-encoded, as API Gateway passes it) built on a real one."""
+              method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None) -> dict:
+    """A REST API proxy event for `path` (percent-encoded, as API Gateway passes it) built on a real one; a `body`
+    arrives base64-encoded, as the API's binary media types (*/*) make API Gateway send every body."""
     event = load_event("api_resize.json")
     multi = {k: v if isinstance(v, list) else [v] for k, v in (query or {}).items()} or None
     event.update(
@@ -148,6 +149,8 @@ def api_event(path: str, query: dict[str, str | list[str]] | None = None, *, acc
     )
     event["headers"] = {**event["headers"], "Accept": accept, **(headers or {})}
     event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    if body is not None:
+        event.update(body=base64.b64encode(body).decode(), isBase64Encoded=True)
     return event
 
 

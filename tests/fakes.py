@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from imageorigin.errors import OriginalNotFound, StorageFault, TooLarge
-from imageorigin.storage import SOURCE_ETAG, Blob, strong_etag
+from imageorigin.storage import SOURCE_ETAG, Blob, attachment, strong_etag
 
 __all__ = ["SOURCE_ETAG", "MemoryStore", "RecordingCdn"]
 
@@ -79,8 +79,9 @@ class MemoryStore:
     def original_url(self, key: str, expires: int) -> str:
         return f"memory://originals/{quote(key)}?expires={expires}"
 
-    def variant_url(self, key: str, expires: int) -> str:
-        return f"memory://cache/{quote(key)}?expires={expires}"
+    def variant_url(self, key: str, expires: int, download: str | None = None) -> str:
+        disposition = f"&response-content-disposition={quote(attachment(download))}" if download else ""
+        return f"memory://cache/{quote(key)}?expires={expires}{disposition}"
 
 
 @dataclass

@@ -27,6 +27,7 @@ EXPECTED = {
     "api_original.json": (200, "image/webp", (1024, 772)),
     "api_bad_parameter.json": (400, "application/json", "bad_parameter"),
     "api_missing_original.json": (404, "application/json", "not_found"),
+    "api_animation.json": (201, "application/json", (480, 320)),  # POST /animations: the GIF made, its size
 }
 
 
@@ -71,6 +72,12 @@ def test_each_event_gives_its_documented_answer(s3: object, name: str) -> None:
         assert Image.MIME[image.format] == content_type
         assert answer.headers["ETag"].startswith('"')
         assert "cache;desc=" in answer.headers["Server-Timing"]
+    elif status == 201:  # created: JSON saying where it is; the GIF itself at its url
+        created = answer.json
+        assert (created["width"], created["height"]) == expected
+        assert answer.headers["Location"] == created["url"]
+        image = invoke(api_event(urlparse(created["url"]).path.removeprefix("/Prod"))).image  # the stage
+        assert (image.format, image.size, image.n_frames) == ("GIF", expected, created["frames"])
     else:
         assert answer.json["code"] == expected
         assert answer.json["message"]

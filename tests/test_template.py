@@ -122,7 +122,7 @@ def test_api_returns_binary_and_routes_every_key(template: dict) -> None:
     assert api["BinaryMediaTypes"] == ["*~1*"]
     events = template["Resources"]["ResizeFunction"]["Properties"]["Events"]
     assert {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in events.values()} == {
-        ("/{proxy+}", "GET"), ("/{proxy+}", "HEAD")}
+        ("/{proxy+}", "GET"), ("/{proxy+}", "HEAD"), ("/{proxy+}", "POST")}  # POST: /animations, else 405
 
 
 def test_cfn_lint_passes() -> None:

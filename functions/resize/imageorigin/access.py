@@ -59,6 +59,18 @@ def admit_query(raw_path: str, query: Mapping[str, Sequence[str]], accept: str, 
     return Admission(_admit_unsigned(request, settings, signatures_required(settings, keys)))
 
 
+def admit_animation(body: bytes, signature: str | None, settings: Settings, keys: Sequence[bytes]) -> bool:
+    """Whether a POST /animations may be served: a signature (X-Signature, HMAC-SHA256 over the exact body bytes)
+    must verify when sent; without one, only where signatures are not required and presets are not the only
+    thing unsigned requests may have (an animation renders many originals: no preset names one). True: signed."""
+    if signing.verify_body(keys, body, signature):
+        return True
+    if signatures_required(settings, keys) or settings.presets_only:
+        raise SignatureRequired("creating an animation needs a signature here: X-Signature, the HMAC-SHA256 of "
+                                "the request body (hex)")
+    return False
+
+
 def admit_thumbor(raw_path: str, settings: Settings, keys: Sequence[bytes]) -> Admission:
     """Parse a thumbor URL; a signed one must verify, an `unsafe` one is served only as the policy allows."""
     from .grammars import thumbor  # only thumbor URLs pay for the grammar

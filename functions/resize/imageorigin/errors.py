@@ -73,6 +73,13 @@ class MethodNotAllowed(ImageServiceError):
     code = "method_not_allowed"
 
 
+class Conflict(ImageServiceError):
+    """The request's originals changed while it was being served; asking again will do."""
+
+    status = HTTPStatus.CONFLICT
+    code = "conflict"
+
+
 class TooLarge(ImageServiceError):
     """The original exceeds a configured limit (bytes, pixels, frames)."""
 

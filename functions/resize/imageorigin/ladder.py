@@ -15,7 +15,7 @@ from .deadline import Deadline
 from .delivery import Kind, cache_control, limits, variant_metadata
 from .errors import OriginalNotFound, StorageFault
 from .grammars import query as query_grammar
-from .model import ImageRequest, variant_prefix
+from .model import ImageRequest, animations_marked, variant_prefix
 from .storage import SOURCE_ETAG, Store
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,10 @@ def prewarm(key: str, store: Store, settings: Settings, cdn: Invalidator,
     heads = {k: store.variant_metadata(k) for k in existing if k != manifest_key}
     stale = [k for k, meta in heads.items() if meta is None or meta.get(SOURCE_ETAG) != source]
     if stale:
-        store.delete_variants(stale)
-        cdn.invalidate(cdn_paths(key, settings))
+        # animation markers of another version go too, and the animations they name (made of that version)
+        animations = animations_marked(stale, settings.key_version)
+        store.delete_variants(animations + stale)
+        cdn.invalidate(cdn_paths(key, settings) + ["/" + k for k in animations])
 
     wanted = ladder(key, settings)
     known = {r.variant_key(settings.key_version): _entry_of(r, heads.get(r.variant_key(settings.key_version)))
@@ -148,9 +150,10 @@ def purge(key: str, store: Store, settings: Settings, cdn: Invalidator) -> int:
     """An original was deleted: delete every variant of it (and its manifest) and invalidate the CDN."""
     folder = prefix(key, settings)
     keys = [k for k in store.list_variants(folder) if "/" not in k[len(folder):]]
+    animations = animations_marked(keys, settings.key_version)  # made of it: they go with it
     if keys:
-        store.delete_variants(keys)
-    cdn.invalidate(cdn_paths(key, settings))
+        store.delete_variants(animations + keys)
+    cdn.invalidate(cdn_paths(key, settings) + ["/" + k for k in animations])
     return len(keys)
 
 

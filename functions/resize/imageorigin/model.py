@@ -15,6 +15,10 @@ from .formats import Format
 
 MAX_KEY_BYTES = 1024  # S3's limit, for originals and variants alike
 LONG_KEYS = "_long"  # variants of originals whose key leaves no room for a spec live under <version>/_long/<sha256>/
+ANIMATIONS = "_animations"  # animations made from several originals: <version>/_animations/<sha256>.<ext>
+ANIMATION_MARKER = "anim-"  # in each member original's variant folder: anim-<sha256>, naming an animation made of it
+ANIMATION_EXTENSIONS = ("gif", "webp")  # what an animation may be stored as
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class Fit(StrEnum):
@@ -283,6 +287,25 @@ def variant_prefix(key: str, version: str) -> str:
     if len(prefix.encode()) + SPEC_ROOM <= MAX_KEY_BYTES:
         return prefix
     return f"{version}/{LONG_KEYS}/{hashlib.sha256(key.encode()).hexdigest()}/"
+
+
+def animation_key(version: str, digest: str, extension: str) -> str:
+    """Where an animation lives in the cache bucket; also its URL path (hex and an extension need no escaping)."""
+    return f"{version}/{ANIMATIONS}/{digest}.{extension}"
+
+
+def animation_marker(key: str, version: str, digest: str) -> str:
+    """The marker, in a member original's variant folder, that names an animation made of that original: pre-warm
+    deletes it (and the animation) when the original is replaced, purge when it is deleted."""
+    return variant_prefix(key, version) + ANIMATION_MARKER + digest
+
+
+def animations_marked(keys: list[str], version: str) -> list[str]:
+    """The animation keys the markers among `keys` (any variant keys) name, in every extension one may have."""
+    digests = dict.fromkeys(name[len(ANIMATION_MARKER):] for name in (k.rsplit("/", 1)[-1] for k in keys)
+                            if name.startswith(ANIMATION_MARKER))
+    return [animation_key(version, digest, ext) for digest in digests if _DIGEST.fullmatch(digest)
+            for ext in ANIMATION_EXTENSIONS]
 
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")

@@ -52,6 +52,12 @@ class Blob:
         return len(self.data) == self.size
 
 
+def attachment(filename: str) -> str:
+    """A Content-Disposition that downloads under `filename` (a plain ASCII name: quotes and controls left out)."""
+    safe = "".join(ch for ch in filename if ch.isascii() and ch.isprintable() and ch not in '"\\')
+    return f'attachment; filename="{safe}"'
+
+
 def strong_etag(data: bytes) -> str:
     """The ETag S3 gives a single-part upload (MD5 hex, quoted), so every cache layer agrees on it."""
     return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
@@ -89,8 +95,9 @@ class Store(Protocol):
     def original_url(self, key: str, expires: int) -> str:
         """A time-limited URL a client can fetch the original from."""
 
-    def variant_url(self, key: str, expires: int) -> str:
-        """A time-limited URL a client can fetch a stored variant from."""
+    def variant_url(self, key: str, expires: int, download: str | None = None) -> str:
+        """A time-limited URL a client can fetch a stored variant from; with `download`, one whose answer says
+        `Content-Disposition: attachment; filename="<download>"` (browsers save it under that name)."""
 
 
 @dataclass(frozen=True)
@@ -293,12 +300,15 @@ class S3Store:
     def original_url(self, key: str, expires: int) -> str:
         return self._presign(self.originals_bucket, key, expires)
 
-    def variant_url(self, key: str, expires: int) -> str:
-        return self._presign(self.cache_bucket, key, expires)
+    def variant_url(self, key: str, expires: int, download: str | None = None) -> str:
+        return self._presign(self.cache_bucket, key, expires, download)
 
-    def _presign(self, bucket: str, key: str, expires: int) -> str:
+    def _presign(self, bucket: str, key: str, expires: int, download: str | None = None) -> str:
         client = self.client if self._deadline is None else self._clients.any()
-        return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)
+        params = {"Bucket": bucket, "Key": key}
+        if download is not None:  # S3 answers the presigned GET with this header (response-content-disposition)
+            params["ResponseContentDisposition"] = attachment(download)
+        return client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
     def _limits(self, operation: str) -> Limits:
         """The level this call runs at: unbounded without a deadline, else the most generous that fits."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import warnings
@@ -14,7 +15,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import access, delivery, ladder, observability, picture, runtime, signing
+from .. import access, animations, delivery, ladder, observability, picture, runtime, signing
 from ..config import Settings, get_settings
 from ..deadline import Deadline
 from ..delivery import CacheStatus, Delivery, Kind, cache_control
@@ -47,6 +48,43 @@ metrics = Metrics()
 warnings.filterwarnings("ignore", "No application metrics to publish*")
 tracer = observability.tracer(enabled=not get_settings().tracing_disabled)
 app = APIGatewayRestResolver(cors=_cors(get_settings()))
+
+
+ANIMATIONS = "/animations"
+
+
+@app.route("/[^/]+/_animations/[^/]+", method=["GET", "HEAD"])
+@tracer.capture_method
+def get_animation() -> Response:
+    """GET /<version>/_animations/<sha256>.<ext>: a stored animation, served like any variant (through CloudFront
+    this path is the bucket key, so only a miss reaches here); any other version's path is an image request."""
+    event = app.current_event
+    settings = get_settings()
+    if not animations.is_animation_path(event.path, settings):
+        return get_image()
+    deadline = Deadline(app.lambda_context.get_remaining_time_in_millis)
+    answer = animations.deliver(event.path, runtime.store(), settings, deadline)
+    return _response(answer, head=event.http_method == "HEAD", if_none_match=event.headers.get("if-none-match"))
+
+
+@app.post(ANIMATIONS)
+@tracer.capture_method
+def create_animation() -> Response:
+    """POST /animations with a JSON body naming originals: 201 and JSON saying where the stored animation is."""
+    event = app.current_event
+    settings = get_settings()
+    raw = event.get("body") or ""
+    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
+    access.admit_animation(body, event.headers.get(signing.BODY_SIGNATURE.lower()), settings, runtime.signing_keys())
+    request = animations.parse(body, event.headers.get("accept", ""), settings)
+    deadline = Deadline(app.lambda_context.get_remaining_time_in_millis)
+    created = animations.create(request, runtime.store(), settings, deadline)
+    metrics.add_metric(name="AnimationRendered", unit=MetricUnit.Count, value=int(created.rendered))
+    metrics.add_metric(name="AnimationFound", unit=MetricUnit.Count, value=int(not created.rendered))
+    url = _public_base(settings) + created.path
+    return Response(status_code=HTTPStatus.CREATED, content_type="application/json",
+                    body=json.dumps(created.to_json(url)),
+                    headers={"Location": url, "Cache-Control": "no-store", **_common_headers()})
 
 
 @app.route(".+", method=["GET", "HEAD"])

@@ -4,6 +4,7 @@ encode; one sequence for stills, pre-warm ladders and every frame of an animatio
 from __future__ import annotations
 
 from .limits import Limits
-from .pipeline import Rendered, SourceInfo, probe, render, render_many, upright_size
+from .pipeline import Rendered, SourceInfo, probe, rasterized, render, render_animation, render_many, upright_size
 
-__all__ = ["Limits", "Rendered", "SourceInfo", "probe", "render", "render_many", "upright_size"]
+__all__ = ["Limits", "Rendered", "SourceInfo", "probe", "rasterized", "render", "render_animation", "render_many",
+           "upright_size"]

@@ -56,10 +56,19 @@ def encode_within(picture: Image.Image, fmt: Format, quality: int | None, max_by
 
 
 def encode_animation(frames: Sequence[Image.Image], durations: Sequence[int], loop: int | None, fmt: Format,
-                     quality: int | None) -> bytes:
-    """Every frame with its duration; the loop count kept (a GIF without one plays once)."""
+                     quality: int | None, dither: Image.Dither | None = None, shared_palette: bool = False) -> bytes:
+    """Every frame with its duration; the loop count kept (a GIF without one plays once).
+
+    For a palette format (GIF), `dither` (Floyd-Steinberg or none) has each frame quantised here: its own palette
+    of up to 256 colours (255 and a transparent index when it has transparency), or one palette made from every
+    frame with `shared_palette`, then mapped onto it with that dithering. Without it, Pillow converts as it
+    always did (an animated original's frames). Full-colour formats (WebP) ignore both."""
+    if dither is not None and fmt.info.binary_alpha and not fmt.info.alpha:
+        palette = _shared_palette(frames) if shared_palette else None
+        frames = [_paletted(frame, dither, palette) for frame in frames]
     first, rest = frames[0], list(frames[1:])
-    first.info = {}
+    if dither is None:
+        first.info = {}
     out = io.BytesIO()
     info = fmt.info
     options = {**info.save_options, **info.animation_options}
@@ -71,3 +80,34 @@ def encode_animation(frames: Sequence[Image.Image], durations: Sequence[int], lo
         options["loop"] = loop
     first.save(out, fmt.info.name.upper(), save_all=True, append_images=rest, duration=list(durations), **options)
     return out.getvalue()
+
+
+def _shared_palette(frames: Sequence[Image.Image]) -> Image.Image:
+    """One palette for every frame: quantised from a strip of every frame, each reduced to at most 256 px wide."""
+    thumbs = [frame.convert("RGB").reduce(max(1, frame.width // 256)) for frame in frames]
+    strip = Image.new("RGB", (max(t.width for t in thumbs), sum(t.height for t in thumbs)))
+    top = 0
+    for thumb in thumbs:
+        strip.paste(thumb, (0, top))
+        top += thumb.height
+    colours = 255 if any(frame.mode == "RGBA" for frame in frames) else 256
+    return strip.quantize(colours, Image.Quantize.MEDIANCUT)
+
+
+def _paletted(frame: Image.Image, dither: Image.Dither, palette: Image.Image | None) -> Image.Image:
+    """A frame in mode P: quantised (its own palette unless one is given), remapped with `dither`; with
+    transparency (alpha under half, as GIF's binary alpha cuts), at most 255 colours and one more index, after
+    them, for the clear pixels."""
+    alpha = frame.getchannel("A") if frame.mode == "RGBA" else None
+    rgb = frame.convert("RGB")
+    if palette is None:
+        palette = rgb.quantize(255 if alpha is not None else 256, Image.Quantize.MEDIANCUT)
+    out = rgb.quantize(palette=palette, dither=dither)
+    clear = alpha.point(lambda a: 255 if a < 128 else 0) if alpha is not None else None
+    if clear is not None and clear.getbbox() is not None:
+        colours = (out.getpalette() or [])[: 3 * 255]
+        index = len(colours) // 3
+        out.putpalette([*colours, 0, 0, 0])
+        out.paste(index, mask=clear)
+        out.info["transparency"] = index
+    return out

@@ -10,6 +10,7 @@ from PIL import Image, ImageSequence
 
 from .. import formats
 from ..deadline import Deadline
+from ..errors import TooLarge
 from ..formats import Format
 from ..model import ResizeSpec
 from . import analysis, cost, effects, vector
@@ -139,6 +140,46 @@ def _animation(source: Source, spec: ResizeSpec, fmt: Format, planned: Plan, dea
     deadline.check("encode the animation")
     data = encode_animation(pictures, durations, loop, fmt, spec.quality_for(fmt))
     return Rendered(data, fmt, pictures[0].width, pictures[0].height, frames=len(pictures))
+
+
+def render_animation(originals: Sequence[bytes], spec: ResizeSpec, durations: Sequence[int], loop: int,
+                     limits: Limits, deadline: Deadline | None = None, dither: Image.Dither | None = None,
+                     shared_palette: bool = False) -> Rendered:
+    """An animation made from several originals, one frame each (an animated original gives its first), in order.
+
+    `spec` names the canvas (width and height both), the fit, bg and the output format (one that animates). Every
+    frame is planned to that canvas and goes through the same steps as a still: orientation, sRGB and scaling in
+    `prepare`, padding (contain) and transparency for the format in `finish`, each on the canvas w x h. The whole
+    animation is priced from the headers alone (every original's decode, the canvas times the frames, the format's
+    animated encode) before any pixel is decoded."""
+    deadline = deadline or Deadline.unbounded()
+    fmt = spec.format
+    if spec.width is None or spec.height is None or not fmt.info.animation:
+        raise ValueError("an animation needs a canvas (width and height) and a format that animates")
+    canvas = (spec.width, spec.height)
+    if len(originals) > limits.max_frames:
+        raise TooLarge(f"the animation would have {len(originals)} frames; the limit (MAX_FRAMES) is "
+                       f"{limits.max_frames}")
+    originals = [rasterized(data, spec, limits) for data in originals]
+    decoded = 0
+    for data in originals:  # headers only: each original is opened, planned and priced, and let go
+        with open_source(data, limits) as source:
+            decoded += decoded_pixels(source, draft_scale(source, plan(source.upright, spec, limits.max_side)))
+    priced = cost.estimate(decoded, canvas, len(originals), fmt, False)
+    cost.check(priced, limits)
+    deadline.check("render the animation", priced.ms)
+    pictures: list[Image.Image] = []
+    for data in originals:  # one original's pixels in memory at a time, besides the finished frames
+        deadline.check("render the animation's frames")
+        with open_source(data, limits) as source:
+            planned = plan(source.upright, spec, limits.max_side)
+            picture, valid = decode(source, draft_scale(source, planned))
+            prepared = prepare(picture, box_in_decoded(planned.box, source, valid), source.orientation, source.icc,
+                               planned.size)
+        pictures.append(finish(prepared, spec, fmt, canvas))
+    deadline.check("encode the animation")
+    data = encode_animation(pictures, durations, loop, fmt, spec.quality_for(fmt), dither, shared_palette)
+    return Rendered(data, fmt, canvas[0], canvas[1], frames=len(pictures))
 
 
 def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits,
