@@ -5,6 +5,7 @@ Skipped without a browser, unless REQUIRE_BROWSER=1 (.ci/run sets it): then a mi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -179,6 +181,27 @@ def expected_width(viewport: int, scale: int, widths: list[int]) -> int:
                 return widths[i - 1]
             return widths[i]
     return widths[-1]
+
+
+def test_the_animation_maker_makes_one_and_links_its_download(browser, devserver) -> None:
+    base, _ = devserver
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/")
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    page.fill("#animation textarea", "photos/progressive.jpg\nphotos/lake.webp\ngraphics/alpha.png")
+    page.fill("#animation input[name=w]", "120")
+    page.fill("#animation input[name=h]", "90")
+    page.click("#animation button")
+    page.wait_for_function("document.querySelector('#animation-status').dataset.frames === '3'", timeout=90_000)
+    page.wait_for_function("document.querySelector('#animation-result').naturalWidth > 0", timeout=30_000)
+    assert page.evaluate("document.querySelector('#animation-result').naturalWidth") == 120
+    download = page.locator("#animation-download").get_attribute("href")
+    got = page.request.get(download)
+    assert got.status == 200 and "attachment" in got.headers["content-disposition"]
+    image = Image.open(io.BytesIO(got.body()))
+    assert (image.format, image.n_frames, image.size) == ("GIF", 3, (120, 90))
+    page.screenshot(path=str(ARTIFACTS / "playground-animation.png"), full_page=True)
+    page.close()
 
 
 def test_pasted_picture_loads_the_right_candidate_without_overflow(browser, devserver, elsewhere) -> None:

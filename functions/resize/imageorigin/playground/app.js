@@ -210,6 +210,40 @@ function wireUpload() {
   });
 }
 
+// The animation maker: POST /animations with the keys listed (unsigned: with signatures required the service
+// answers 403, as for previews), then show it and its download link.
+function wireAnimation() {
+  const form = $("#animation");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = {
+      keys: data.get("keys").split("\n").map((k) => k.trim()).filter(Boolean),
+      w: Number(data.get("w")), h: Number(data.get("h")), fit: data.get("fit"),
+      duration_ms: Number(data.get("duration_ms")), loop: Number(data.get("loop")), format: data.get("format"),
+    };
+    if (data.get("dither")) body.dither = data.get("dither");
+    $("#animation-status").textContent = "making it...";
+    const response = await fetch(new URL("animations", BASE), {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const answer = await response.json();
+    if (!response.ok) {
+      $("#animation-status").textContent = `${response.status} ${answer.code}: ${answer.message}`;
+      return;
+    }
+    const result = $("#animation-result");
+    result.src = new URL(answer.url.replace(/^\//, ""), BASE);
+    result.hidden = false;
+    const link = $("#animation-download");
+    link.href = answer.download_url;
+    link.hidden = false;
+    $("#animation-status").textContent =
+      `${answer.frames} frames, ${answer.width}x${answer.height}, ${answer.bytes} bytes, ${answer.format}`;
+    $("#animation-status").dataset.frames = answer.frames;
+  });
+}
+
 async function main() {
   try {
     state.local = await json(new URL("_local/config", BASE));
@@ -217,11 +251,15 @@ async function main() {
     state.local = null;  // deployed: no uploads, no signing on the page's behalf
   }
   wireUpload();
+  wireAnimation();
   let timer;
   $("#builder").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(preview, 250); });
   $("#priority").addEventListener("change", showPicture);
   watchPicture();
   await loadGallery();
+  const keys = $("#animation textarea");
+  if (!keys.value) keys.value = state.listing.originals.filter((o) => /\.(jpe?g|png|webp)$/i.test(o.key))
+    .slice(0, 3).map((o) => o.key).join("\n");
   document.body.dataset.ready = "1";
 }
 
