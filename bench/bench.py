@@ -455,6 +455,32 @@ def encoders(source: str, width: int, runs: int) -> list[dict[str, object]]:
     return rows
 
 
+PALETTE_SAMPLES = ("photos/progressive.jpg", "photos/lake.webp", "graphics/alpha.png", "photos/2024/street.jpg")
+
+
+def palettes(size: tuple[int, int]) -> list[dict[str, object]]:
+    """The animation maker's GIF palette: one per frame or one shared, dithered or not: bytes and PSNR of each frame
+    against the same frame rendered alone as PNG (four different sample pictures, as a slideshow GIF has)."""
+    from imageorigin.model import Fit, canonicalize
+
+    originals = [(ROOT / "samples" / key).read_bytes() for key in PALETTE_SAMPLES]
+    canvas = canonicalize(ResizeSpec(width=size[0], height=size[1], fit=Fit.COVER, format=Format.GIF))
+    alone = replace(canvas, format=Format.PNG, quality=None)
+    references = [Image.open(io.BytesIO(transform.render(d, alone, Limits()).data)).convert("RGB") for d in originals]
+    rows = []
+    for dither, label in ((Image.Dither.FLOYDSTEINBERG, "floyd-steinberg"), (Image.Dither.NONE, "none")):
+        for shared in (False, True):
+            out = transform.render_animation(originals, canvas, [300] * len(originals), 0, Limits(), None, dither,
+                                             shared)
+            image, scores = Image.open(io.BytesIO(out.data)), []
+            for index, reference in enumerate(references):
+                image.seek(index)
+                scores.append(psnr(image.convert("RGB"), reference))
+            rows.append({"dither": label, "palette": "shared" if shared else "per frame",
+                         "kb": len(out.data) / 1000, "psnr": statistics.mean(scores)})
+    return rows
+
+
 IMPORT_TIME = "import time; t = time.perf_counter(); {imports}; print((time.perf_counter() - t) * 1000)"
 
 # A fresh process: import the handler, then answer one 400 px request through lambda_handler on the in-memory store.
@@ -587,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": stages(ladder_source, 100 if args.tiny else 1200, runs) if with_vips else None,
         "cold_start": cold_start(1 if args.tiny else 7, ladder_source),
         "encoders": encoders(ladder_source, ENCODER_WIDTH_TINY if args.tiny else 1200, 1 if args.tiny else 5),
+        "palettes": palettes((80, 60) if args.tiny else (320, 240)),
     }
     print(table(rows))
     pre = result["prewarm"]
@@ -617,6 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nencoders, {ladder_source} at {ENCODER_WIDTH_TINY if args.tiny else 1200} px (time to encode, size):")
     for row in result["encoders"]:
         print(f"  {row['format']:5} {row['setting']:20} {row['ms']:7.1f} ms {row['kb']:8.1f} KB {row['psnr']:6.2f} dB")
+    print("\nanimation maker, GIF of four sample pictures (bytes, mean PSNR of the frames):")
+    for row in result["palettes"]:
+        print(f"  {row['dither']:16} {row['palette']:10} {row['kb']:7.1f} KB {row['psnr']:6.2f} dB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")

@@ -39,7 +39,10 @@ def test_bench_runs_on_a_tiny_case_and_writes_its_results(tmp_path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result, stdout = json.loads(out.read_text()), done.stdout
-    assert set(result) == {"machine", "runs", "cases", "prewarm", "stages", "cold_start", "encoders"}
+    assert set(result) == {"machine", "runs", "cases", "prewarm", "stages", "cold_start", "encoders", "palettes"}
+    assert {(row["dither"], row["palette"]) for row in result["palettes"]} == {
+        (d, p) for d in ("floyd-steinberg", "none") for p in ("per frame", "shared")}
+    assert all(positive(row["kb"]) and positive(row["psnr"]) for row in result["palettes"])
     assert result["runs"] == 1  # --tiny: one run of everything
     assert result["machine"]["python"] and result["machine"]["pillow"] and result["machine"]["cpus"] >= 1
     with_vips = result["machine"]["libvips"] is not None
