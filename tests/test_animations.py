@@ -268,6 +268,25 @@ def test_other_posts_are_still_refused(store: MemoryStore) -> None:
     assert answer.status == 405
 
 
+def test_a_burst_shares_a_palette_and_leaves_unchanged_areas_transparent() -> None:
+    # given three frames of one photo with two small changes, when made into a GIF, then each frame decodes to its
+    # picture (within the palette's error) and the two later frames cost a fraction of the first
+    base = Image.open(io.BytesIO(sample("photos/progressive.jpg"))).convert("RGB").resize((320, 240))
+    second = base.copy()
+    second.paste((255, 0, 0), (10, 10, 40, 40))
+    third = second.copy()
+    third.paste((0, 0, 255), (200, 100, 260, 160))
+    shots = [base, second, third]
+    burst = encode_animation(shots, [100] * 3, 0, Format.GIF, None, Image.Dither.FLOYDSTEINBERG)
+    image, pictures, durations = frames(burst)
+    assert image.n_frames == 3 and durations == [100, 100, 100]
+    for picture, shot in zip(pictures, shots, strict=True):
+        assert difference(picture, shot) < 6  # the same picture, frame by frame
+    assert pictures[1].getpixel((20, 20))[0] > 200 and pictures[2].getpixel((230, 130))[2] > 200
+    one_frame = encode_animation([base], [100], 0, Format.GIF, None, Image.Dither.FLOYDSTEINBERG)
+    assert len(burst) < 1.5 * len(one_frame)  # the two later frames cost a fraction of a frame
+
+
 def test_gif_dithering_is_a_choice() -> None:
     ramp = Image.linear_gradient("L").resize((160, 160))
     sky = Image.merge("RGB", (ramp.rotate(90), ramp, ramp.transpose(Image.Transpose.FLIP_TOP_BOTTOM).rotate(45)))

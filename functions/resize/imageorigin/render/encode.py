@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from itertools import pairwise
 
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 from ..deadline import Deadline
 from ..formats import Format
@@ -63,15 +64,19 @@ def encode_animation(frames: Sequence[Image.Image], durations: Sequence[int], lo
     of up to 256 colours (255 and a transparent index when it has transparency), or one palette made from every
     frame with `shared_palette`, then mapped onto it with that dithering. Without it, Pillow converts as it
     always did (an animated original's frames). Full-colour formats (WebP) ignore both."""
+    differenced = False
     if dither is not None and fmt.info.binary_alpha and not fmt.info.alpha:
-        palette = _shared_palette(frames) if shared_palette else None
-        frames = [_paletted(frame, dither, palette) for frame in frames]
+        if _alike(frames):  # a burst: one palette, and what did not change is left showing through
+            frames, differenced = _differenced(frames, dither), True
+        else:
+            palette = _shared_palette(frames) if shared_palette else None
+            frames = [_paletted(frame, dither, palette) for frame in frames]
     first, rest = frames[0], list(frames[1:])
     if dither is None:
         first.info = {}
     out = io.BytesIO()
     info = fmt.info
-    options = {**info.save_options, **info.animation_options}
+    options = {**info.save_options, **info.animation_options, **({"disposal": 1} if differenced else {})}
     if quality is not None and info.quality is not None:
         options["quality"] = quality
     if loop is None:  # a GIF without a loop extension plays once: say so the way the output format does
@@ -82,7 +87,46 @@ def encode_animation(frames: Sequence[Image.Image], durations: Sequence[int], lo
     return out.getvalue()
 
 
-def _shared_palette(frames: Sequence[Image.Image]) -> Image.Image:
+ALIKE = 16.0  # mean difference (0-255) between consecutive frames, seen at 64 px, under which frames are a burst
+
+
+def _alike(frames: Sequence[Image.Image]) -> bool:
+    """Whether consecutive frames show mostly the same picture (a burst, a screen recording), all opaque: then one
+    shared palette and differencing make the GIF about half the size (measured: 88 KB against 173 KB for three
+    frames of one photo with two small changes); pictures that differ (a slideshow) keep a palette each, 1.5-1.9 dB
+    better (make bench, "animation maker")."""
+    if len(frames) < 2 or any("A" in frame.mode for frame in frames):
+        return False
+    small = [frame.convert("RGB").resize((64, 64), Image.Resampling.BOX) for frame in frames]
+    for before, after in pairwise(small):
+        if sum(ImageStat.Stat(ImageChops.difference(before, after)).mean) / 3 > ALIKE:
+            return False
+    return True
+
+
+def _differenced(frames: Sequence[Image.Image], dither: Image.Dither) -> list[Image.Image]:
+    """Opaque frames on one shared palette of 255 colours; after the first, every pixel that shows the same colour as
+    the frame before is the transparent index 255 (with disposal 1 the frame before stays in place), so unchanged
+    areas cost one repeated index. Each frame decodes to exactly its paletted picture."""
+    palette = _shared_palette(frames, colours=255)
+    out: list[Image.Image] = []
+    shown_before: Image.Image | None = None
+    for frame in frames:
+        paletted = frame.convert("RGB").quantize(palette=palette, dither=dither)
+        shown = paletted.convert("RGB")
+        if shown_before is not None:
+            r, g, b = ImageChops.difference(shown, shown_before).split()
+            same = ImageChops.lighter(ImageChops.lighter(r, g), b).point(lambda v: 255 if v == 0 else 0)
+            colours = (paletted.getpalette() or [])[: 3 * 255]
+            paletted.putpalette([*colours, *[0] * (3 * 255 - len(colours)), 0, 0, 0])
+            paletted.paste(255, mask=same)
+            paletted.info["transparency"] = 255
+        shown_before = shown
+        out.append(paletted)
+    return out
+
+
+def _shared_palette(frames: Sequence[Image.Image], colours: int | None = None) -> Image.Image:
     """One palette for every frame: quantised from a strip of every frame, each reduced to at most 256 px wide."""
     thumbs = [frame.convert("RGB").reduce(max(1, frame.width // 256)) for frame in frames]
     strip = Image.new("RGB", (max(t.width for t in thumbs), sum(t.height for t in thumbs)))
@@ -90,7 +134,8 @@ def _shared_palette(frames: Sequence[Image.Image]) -> Image.Image:
     for thumb in thumbs:
         strip.paste(thumb, (0, top))
         top += thumb.height
-    colours = 255 if any(frame.mode == "RGBA" for frame in frames) else 256
+    if colours is None:
+        colours = 255 if any(frame.mode == "RGBA" for frame in frames) else 256
     return strip.quantize(colours, Image.Quantize.MEDIANCUT)
 
 
