@@ -59,8 +59,10 @@ $(LINT_STAMP): requirements/lint.txt
 
 install: $(TEST_STAMP) $(BENCH_STAMP) $(DEPLOY_STAMP) ## Create .venv with what every target needs (each target installs its own part anyway)
 
+# PYTHONDONTWRITEBYTECODE emptied: each of the workers compiles and rewrites every test module and the package again
+# otherwise (3 s a worker); the .pyc files go to __pycache__/, which git ignores.
 test: $(TEST_STAMP) $(LINT_STAMP) ## Run every test on every core: spec, transform, S3 on moto, handler on events/, template lint
-	$(BIN)/python -m pytest
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 serve: $(TEST_STAMP) ## The playground and service at http://127.0.0.1:$(PORT) on an embedded S3 (IMAGES=dir, S3_PORT=5005)
 	$(BIN)/python -m devserver.serve --port $(PORT) --images $(IMAGES) --s3-port $(S3_PORT)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
+from collections.abc import Callable, Iterator, Mapping
 
 from PIL import Image
 
@@ -91,36 +93,59 @@ EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n"
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="900" height="900"><rect/></svg>'
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
 
-# name -> (bytes, expected status)
-CASES: dict[str, tuple[bytes, int]] = {
-    "png declaring 50000x50000": (png(50_000, 50_000), 413),
-    "png inflating to 50 MP": (png_inflating_to(10_000, 5_000), 413),
-    "jpeg declaring 13000x13000": (jpeg_declaring(13_000, 13_000), 413),
-    "gif declaring 65535x65535": (gif_declaring(65_535, 65_535), 413),
-    "webp declaring 16383x16383": (webp_declaring(16_383, 16_383), 413),
-    "gif with 5000 frames": (gif_with_frames(5_000), 413),
-    "png with a 50 MB zTXt": (ztxt_bomb(), 422),
-    "png with a 50 MB iCCP": (iccp_bomb(), 422),
-    "png with a 5 MB eXIf (ignored)": (
+# name -> (a maker of its bytes, expected status): made when first asked for, not at import (a 5000-frame GIF
+# and a 50 MP bomb take seconds, and every test worker imports this module)
+_MAKERS: dict[str, tuple[Callable[[], bytes], int]] = {
+    "png declaring 50000x50000": (lambda: png(50_000, 50_000), 413),
+    "png inflating to 50 MP": (lambda: png_inflating_to(10_000, 5_000), 413),
+    "jpeg declaring 13000x13000": (lambda: jpeg_declaring(13_000, 13_000), 413),
+    "gif declaring 65535x65535": (lambda: gif_declaring(65_535, 65_535), 413),
+    "webp declaring 16383x16383": (lambda: webp_declaring(16_383, 16_383), 413),
+    "gif with 5000 frames": (lambda: gif_with_frames(5_000), 413),
+    "png with a 50 MB zTXt": (ztxt_bomb, 422),
+    "png with a 50 MB iCCP": (iccp_bomb, 422),
+    "png with a 5 MB eXIf (ignored)": (lambda:
         png(16, 16, png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08" + b"\xff" * 5_000_000)), 200),
-    "jpeg with EXIF claiming 65535 entries (ignored)": (
+    "jpeg with EXIF claiming 65535 entries (ignored)": (lambda:
         b"\xff\xd8\xff\xe1" + struct.pack(">H", 2 + 6 + 10) + b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff"
         + jpeg_declaring(64, 64)[2:], 200),
-    "png 100000x1": (png(100_000, 1, idat=zlib.compress(b"\0" + b"\x80" * 100_000)), 200),
-    "empty": (b"", 422),
-    "one byte": (b"\xff", 415),
-    "jpeg magic only": (b"\xff\xd8\xff", 422),
-    "png signature only": (b"\x89PNG\r\n\x1a\n", 422),
-    "truncated header png": (png(64, 64)[:30], 422),
-    "svg named .png": (SVG, 200),  # drawn by resvg (issue 15): its bytes decide, never its name
-    "html named .png": (HTML, 415),
-    "text": (b"just some text\n" * 10, 415),
-    "eps": (EPS, 415),
-    "pdf": (b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", 415),
-    "tiff": (saved("TIFF"), 200),  # read since issue 15
-    "bmp": (saved("BMP"), 200),
-    "ico": (saved("ICO", (16, 16)), 200),
-    "openexr header": (b"\x76\x2f\x31\x01" + b"\0" * 40, 415),
-    "jpeg 2000 header": (b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\0" * 40, 415),
-    "psd header": (b"8BPS\x00\x01" + b"\0" * 40, 415),
+    "png 100000x1": (lambda: png(100_000, 1, idat=zlib.compress(b"\0" + b"\x80" * 100_000)), 200),
+    "empty": (lambda: b"", 422),
+    "one byte": (lambda: b"\xff", 415),
+    "jpeg magic only": (lambda: b"\xff\xd8\xff", 422),
+    "png signature only": (lambda: b"\x89PNG\r\n\x1a\n", 422),
+    "truncated header png": (lambda: png(64, 64)[:30], 422),
+    "svg named .png": (lambda: SVG, 200),  # drawn by resvg (issue 15): its bytes decide, never its name
+    "html named .png": (lambda: HTML, 415),
+    "text": (lambda: b"just some text\n" * 10, 415),
+    "eps": (lambda: EPS, 415),
+    "pdf": (lambda: b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", 415),
+    "tiff": (lambda: saved("TIFF"), 200),  # read since issue 15
+    "bmp": (lambda: saved("BMP"), 200),
+    "ico": (lambda: saved("ICO", (16, 16)), 200),
+    "openexr header": (lambda: b"\x76\x2f\x31\x01" + b"\0" * 40, 415),
+    "jpeg 2000 header": (lambda: b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\0" * 40, 415),
+    "psd header": (lambda: b"8BPS\x00\x01" + b"\0" * 40, 415),
 }
+
+
+@functools.cache
+def _made(name: str) -> tuple[bytes, int]:
+    make, status = _MAKERS[name]
+    return make(), status
+
+
+class _Cases(Mapping[str, tuple[bytes, int]]):
+    """name -> (bytes, expected status), each original made once, on first use."""
+
+    def __getitem__(self, name: str) -> tuple[bytes, int]:
+        return _made(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MAKERS)
+
+    def __len__(self) -> int:
+        return len(_MAKERS)
+
+
+CASES: Mapping[str, tuple[bytes, int]] = _Cases()

@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
 import pytest
-from cfnlint.decode import cfn_yaml
 from conftest import ROOT
 
 from imageorigin.errors import ImageServiceError
@@ -274,6 +273,8 @@ def test_fm_auto_and_bg_follow_the_tables(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template() -> dict:
+    from cfnlint.decode import cfn_yaml  # here, not at the top: 1.5 s to import, in every test worker
+
     return cfn_yaml.load(str(TEMPLATE))
 
 
