@@ -7,7 +7,7 @@ import io
 from urllib.parse import quote, urlsplit
 
 import pytest
-from conftest import api_event, invoke, sample
+from conftest import api_event, fixture, invoke, sample
 from fakes import MemoryStore
 from PIL import Image, ImageSequence
 
@@ -19,6 +19,7 @@ from imageorigin.grammars import query as query_grammar
 from imageorigin.model import MAX_KEY_BYTES, variant_prefix
 
 EARTH = "animations/earth.gif"  # 400x400, 44 frames
+BANNER = "photos/banner.jpg"  # 1201x200: every ladder width its own variant, a quarter of the pixels of a photo
 
 
 @pytest.fixture
@@ -26,6 +27,7 @@ def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
     store = MemoryStore()
     for key in (EARTH, "photos/progressive.jpg", "graphics/alpha.png"):
         store.add_original(key, sample(key))
+    store.add_original(BANNER, fixture("banner.jpg"))
     monkeypatch.setattr(runtime, "store", lambda: store)
     return store
 
@@ -149,7 +151,7 @@ def test_unsigned_picture_is_refused_when_signatures_are_required(memory: Memory
     monkeypatch.setenv("SIGNING_KEYS", "k1")
     runtime.reset()
     monkeypatch.setattr(runtime, "store", lambda: memory)
-    answer = invoke(api_event("/photos/progressive.jpg", {"picture": "json"}))
+    answer = invoke(api_event("/" + BANNER, {"picture": "json"}))
     assert (answer.status, answer.json["code"]) == (403, "signature_required")
     assert memory.variants == {}  # nothing rendered, nothing stored
 
@@ -159,8 +161,8 @@ def test_a_signed_picture_lists_urls_that_verify(memory: MemoryStore, monkeypatc
     runtime.reset()
     monkeypatch.setattr(runtime, "store", lambda: memory)
     query = {"picture": ["json"]}
-    query["s"] = [signing.sign_query(b"k1", "photos/progressive.jpg", query)]
-    answer = invoke(api_event("/photos/progressive.jpg", query))
+    query["s"] = [signing.sign_query(b"k1", BANNER, query)]
+    answer = invoke(api_event("/" + BANNER, query))
     assert answer.status == 200
     for variant in answer.json["variants"][:4]:
         _, _, path, raw, _ = urlsplit(variant["url"])
@@ -325,13 +327,13 @@ def test_a_retry_after_a_half_done_prewarm_renders_only_what_is_missing(memory: 
 
     monkeypatch.setattr(memory, "put_variant", failing_put)
     with pytest.raises(delivery.StorageFault):
-        ladder.prewarm("photos/progressive.jpg", memory, settings, _NoCdn())
+        ladder.prewarm(BANNER, memory, settings, _NoCdn())
     monkeypatch.setattr(memory, "put_variant", put)
     rendered: list[int] = []
     many = render.render_many
     monkeypatch.setattr(render, "render_many", lambda data, specs, *a: rendered.append(len(specs)) or many(
         data, specs, *a))
-    result = ladder.prewarm("photos/progressive.jpg", memory, settings, _NoCdn())
+    result = ladder.prewarm(BANNER, memory, settings, _NoCdn())
     assert result.rendered == 15 - 5 and rendered == [10]
 
 

@@ -51,7 +51,9 @@ async function loadGallery() {
     list.append(item);
   }
   if (!state.key && state.listing.originals.length) {
-    const first = state.listing.originals.find((o) => /\.(jpe?g|png)$/i.test(o.key)) || state.listing.originals[0];
+    // opens on the lightest still photo or graphic: its ladder, made on demand for ?picture, comes soonest
+    const stills = state.listing.originals.filter((o) => /\.(jpe?g|png)$/i.test(o.key));
+    const first = stills.sort((a, b) => a.bytes - b.bytes)[0] || state.listing.originals[0];
     await select(first.key);
   }
 }
