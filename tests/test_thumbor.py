@@ -3,6 +3,7 @@ each answer decoded and its size, crop, orientation, colour and format checked."
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 from collections.abc import Callable
@@ -63,10 +64,16 @@ ORIGINAL_FILES = {"t/stripes.png": stripes, "t/detail.png": detail_right, "t/bor
                   "t/alpha.png": alpha}
 
 
+@functools.cache
+def original_files() -> dict[str, bytes]:
+    """Drawn once a test process (the textured one takes a while), put in each test's fresh S3."""
+    return {key: make() for key, make in ORIGINAL_FILES.items()}
+
+
 @pytest.fixture
 def thumbor_s3(s3: object, monkeypatch: pytest.MonkeyPatch) -> object:
-    for key, make in ORIGINAL_FILES.items():
-        s3.put_object(Bucket=ORIGINALS, Key=key, Body=make())
+    for key, body in original_files().items():
+        s3.put_object(Bucket=ORIGINALS, Key=key, Body=body)
     monkeypatch.setenv("SIGNING_KEYS", SECRET)
     monkeypatch.setenv("ALLOW_UNSAFE", "true")
     return s3
