@@ -37,6 +37,13 @@ os.environ.update(TEST_ENV)
 # interceptable whichever test makes it first; the s3 fixture below relies on that to reuse it.
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `early` (seconds each, much of it in other processes: a browser, a linter, a benchmark) run
+    first. xdist's worksteal gives each worker a contiguous part of this order and moves tests from the end of a
+    part only: started first, the long ones never leave a worker running alone at the end while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("early") is None)  # stable: the rest keep their order
+
+
 def sample_keys() -> list[str]:
     return sorted(str(p.relative_to(SAMPLES)) for p in SAMPLES.rglob("*") if p.is_file() and p.suffix != ".md")
 

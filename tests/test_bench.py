@@ -32,6 +32,7 @@ def ratio_of(value: object, numerator: float, denominator: float) -> bool:
     return positive(value) and value == pytest.approx(numerator / denominator)
 
 
+@pytest.mark.early
 def test_bench_runs_on_a_tiny_case_and_writes_its_results(tmp_path) -> None:
     # given one `python -m bench.bench --tiny` run, in its own process as `make bench` runs it
     out = tmp_path / "bench.json"

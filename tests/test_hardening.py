@@ -70,6 +70,20 @@ def test_animations_at_their_own_size_answer_every_frame(memory: MemoryStore, pa
     assert image.size == (400, 400) or image.size == (100, 100)
 
 
+@pytest.mark.parametrize("query", [{"w": "400"}, {"fm": "gif", "q": "50"}, {"h": "400", "fit": "cover"}])
+def test_a_gif_asked_at_its_own_size_with_nothing_to_change_is_the_original_itself(memory: MemoryStore,
+                                                                                  query: dict) -> None:
+    # re-quantising its 44 frames could only lose colours (and took 0.6 s): the variant is the stored bytes
+    answer = invoke(api_event(f"/{EARTH}", query))
+    assert answer.body == sample(EARTH) and answer.headers["Content-Type"] == "image/gif"
+
+
+def test_a_gif_at_its_own_size_with_a_pixel_changed_is_rendered_again(memory: MemoryStore) -> None:
+    answer = invoke(api_event(f"/unsafe/filters:grayscale()/{EARTH}"))
+    assert answer.body != sample(EARTH) and (answer.image.n_frames, answer.image.size) == (44, (400, 400))
+    assert answer.image.convert("RGB").getextrema() == answer.image.convert("L").convert("RGB").getextrema()
+
+
 def test_animated_webp_at_its_own_size_keeps_its_frames_and_timing(memory: MemoryStore) -> None:
     memory.add_original("anim.webp", webp_animation())
     answer = invoke(api_event("/anim.webp", {"q": "70"}))

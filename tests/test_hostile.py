@@ -78,6 +78,7 @@ print(json.dumps({{"growth_mb": growth_kb / 1024, "cases": report}}))
 """
 
 
+@pytest.mark.early
 def test_bombs_are_refused_in_milliseconds_and_bounded_memory() -> None:
     # given every hostile original, when rendered one after another in a fresh process
     script = MEASURE.format(package=str(ROOT / "functions" / "resize"), tests=str(ROOT / "tests"))

@@ -228,6 +228,7 @@ def test_prewarm_concurrency_and_playground_are_parameters(template: dict) -> No
     assert resize["PLAYGROUND"] == {"Ref": "Playground"}
 
 
+@pytest.mark.early
 def test_checkov_finds_nothing_unexplained() -> None:
     checkov = CHECKOV if CHECKOV.exists() else shutil.which("checkov")
     if checkov is None:

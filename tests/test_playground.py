@@ -34,6 +34,7 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
 BANNER = ROOT / "tests" / "fixtures" / "banner.jpg"
 PHOTO = "uploads/pasted/banner.jpg"
 VIEWPORTS = [(375, 1), (375, 2), (768, 1), (768, 2), (1440, 1), (1440, 2)]
+pytestmark = pytest.mark.early  # seconds each, in the browser and the dev server: started first (conftest)
 
 
 def _browser_missing() -> str | None:
@@ -175,7 +176,7 @@ def elsewhere(devserver: tuple[str, Path]) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     yield f"http://localhost:{server.server_port}/"
     server.shutdown()
     server.server_close()

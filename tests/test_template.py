@@ -125,12 +125,14 @@ def test_api_returns_binary_and_routes_every_key(template: dict) -> None:
         ("/{proxy+}", "GET"), ("/{proxy+}", "HEAD"), ("/{proxy+}", "POST")}  # POST: /animations, else 405
 
 
+@pytest.mark.early
 def test_cfn_lint_passes() -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.early
 def test_sam_validate_lint_passes() -> None:
     sam = shutil.which("sam", path=str(Path(sys.executable).parent)) or shutil.which("sam")
     if sam is None:

@@ -9,10 +9,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from bench import worst
 from conftest import ROOT
 
 
+@pytest.mark.early
 def test_quick_worst_cases_all_answer_without_a_server_error(tmp_path) -> None:
     # given the --quick subset, each case in its own pinned process through the real handler
     out = tmp_path / "worst.json"

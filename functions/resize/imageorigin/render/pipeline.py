@@ -12,7 +12,7 @@ from .. import formats
 from ..deadline import Deadline
 from ..errors import TooLarge
 from ..formats import Format
-from ..model import ResizeSpec
+from ..model import ResizeSpec, canonicalize
 from . import analysis, cost, effects, vector
 from .encode import encode, encode_animation, encode_within
 from .geometry import FloatBox, Plan, clamped, focal_centre, plan
@@ -87,6 +87,8 @@ def render(data: bytes, spec: ResizeSpec, limits: Limits, deadline: Deadline | N
         priced = cost.estimate(decoded_pixels(source, scale) * frames, planned.output, frames, fmt,
                                bool(spec.max_bytes))
         cost.check(priced, limits)
+        if _as_stored(canonicalize(spec), source, fmt, planned, len(data)):
+            return Rendered(data, fmt, *source.upright, frames=frames)
         deadline.check("render the image", priced.ms)
         picture, valid = decode(source, scale)  # the first frame
         if spec.analyses:
@@ -99,6 +101,16 @@ def render(data: bytes, spec: ResizeSpec, limits: Limits, deadline: Deadline | N
         deadline.check("encode the image")
         data_out = encode_within(finished, fmt, spec.quality_for(fmt), spec.max_bytes, exif, deadline)
         return Rendered(data_out, fmt, finished.width, finished.height)
+
+
+def _as_stored(spec: ResizeSpec, source: Source, fmt: Format, planned: Plan, stored_bytes: int) -> bool:
+    """Whether the variant is the original's own bytes: its format (one without a quality to change or an EXIF
+    block to strip: GIF), its size, nothing else asked. Decoding and re-encoding it could only lose: a GIF's frames
+    would be quantised again. Asked of the canonical spec: what it folded away changes nothing here either."""
+    return (fmt.info is source.format and fmt.info.quality is None and not fmt.info.exif and spec.plain
+            and stored_bytes <= (spec.max_bytes or stored_bytes) and planned.canvas is None
+            and planned.size == source.upright and planned.box == (0.0, 0.0, *map(float, source.upright))
+            and source.orientation == 1 and source.icc is None)
 
 
 def prepare(picture: Image.Image, box: FloatBox, orientation: int, icc: bytes | None,
