@@ -22,9 +22,10 @@ LOCAL = {"ORIGINALS_BUCKET": ORIGINALS, "CACHE_BUCKET": CACHE}
 
 
 def load_template(path: Path = TEMPLATE) -> dict:
-    from cfnlint.decode import cfn_yaml  # reads CloudFormation's short forms (!Ref, !Sub ...)
+    """The template as CloudFormation reads it: short forms (!Ref, !Sub, !GetAtt ...) in their long form."""
+    from samcli.yamlhelper import yaml_parse  # the SAM CLI's own reader (aws-cli's): 0.3 s to import, cfn-lint's 1.5 s
 
-    return cfn_yaml.load(str(path))
+    return yaml_parse(path.read_text())
 
 
 def template_variables(template: dict) -> dict[str, dict[str, object]]:

@@ -273,9 +273,9 @@ def test_fm_auto_and_bg_follow_the_tables(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template() -> dict:
-    from cfnlint.decode import cfn_yaml  # here, not at the top: 1.5 s to import, in every test worker
+    from devserver.sam_env import load_template
 
-    return cfn_yaml.load(str(TEMPLATE))
+    return load_template(TEMPLATE)
 
 
 def resource(template: dict, name: str) -> dict:

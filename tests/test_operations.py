@@ -36,9 +36,9 @@ ALARMS = {
 
 @pytest.fixture(scope="module")
 def template() -> dict:
-    from cfnlint.decode import cfn_yaml
+    from devserver.sam_env import load_template
 
-    return cfn_yaml.load(str(TEMPLATE))
+    return load_template(TEMPLATE)
 
 
 def resources(template: dict, kind: str) -> dict[str, dict]:

@@ -21,9 +21,9 @@ PACKAGE = ROOT / "functions" / "resize" / "imageorigin"
 
 @pytest.fixture(scope="module")
 def template() -> dict:
-    from cfnlint.decode import cfn_yaml  # 2 s to import: only in the worker that runs these tests
+    from devserver.sam_env import load_template
 
-    return cfn_yaml.load(str(TEMPLATE))
+    return load_template(TEMPLATE)
 
 
 def functions(template: dict) -> dict[str, dict]:
