@@ -105,6 +105,13 @@ def test_upload_shows_its_ladder_and_the_preview_follows_the_parameters(browser,
     page.goto(f"{base}/")
     page.wait_for_selector("body[data-ready='1']", timeout=60_000)
     assert page.locator("#gallery li").count() >= 7  # samples/
+    # the format menus are the registry's: every format the service writes, fm=auto's candidates first
+    from imageorigin.formats import ANIMATED_MENU, MENU, Format
+
+    assert page.locator("select[name=fm] option").evaluate_all("os => os.map(o => o.value)") == ["", "auto", *MENU]
+    assert set(MENU) == {f.value for f in Format if f is not Format.ORIGINAL} and MENU[:2] == ("avif", "webp")
+    assert page.locator("#animation select[name=format] option").evaluate_all(
+        "os => os.map(o => o.value)") == [*ANIMATED_MENU, "auto"] == ["gif", "webp", "auto"]
     # upload: the file input stands in for a drop; the page POSTs it (presigned) straight to the local bucket
     upload = tmp_path / "cat.jpg"
     upload.write_bytes(BANNER.read_bytes())

@@ -170,6 +170,12 @@ KEEP_BY_EXTENSION: Mapping[str, Format] = MappingProxyType(
     {ext: f.keep_as for f in REGISTRY if f.decoder and f.keep_as for ext in f.extensions})
 # fm=auto's candidates, best first: decided by measurement (README's encoder table: bytes at equal quality).
 AUTO_ORDER: tuple[ImageFormat, ...] = (BY_NAME["avif"], BY_NAME["webp"], BY_NAME["jxl"])
+# The fm= menu (the playground's): fm=auto's candidates first, then every other written format, by its first name.
+MENU: tuple[str, ...] = tuple(f.name for f in AUTO_ORDER) + tuple(
+    f.name for f in OUTPUTS.values() if f not in AUTO_ORDER)
+# ... and the animation maker's: animated formats, the one every browser shows (its default, GIF) first.
+ANIMATED_MENU: tuple[str, ...] = tuple(f.name for f in sorted(
+    (f for f in OUTPUTS.values() if f.animation), key=lambda f: not f.universal))
 DECODERS: tuple[str, ...] = tuple(f.decoder for f in REGISTRY if f.decoder and not f.decoder_module)
 _READ = [f.label for f in REGISTRY if f.decoder]
 SUPPORTED_NAMES = ", ".join(_READ[:-1]) + " or " + _READ[-1]

@@ -15,7 +15,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import access, animations, delivery, ladder, observability, picture, runtime, signing
+from .. import access, animations, delivery, formats, ladder, observability, picture, runtime, signing
 from ..config import Settings, get_settings
 from ..deadline import Deadline
 from ..delivery import CacheStatus, Delivery, Kind, cache_control
@@ -189,7 +189,8 @@ def _originals(settings: Settings) -> dict[str, object]:
             break
     return {"originals": keys, "truncated": truncated,
             "signatures_required": access.signatures_required(settings, runtime.signing_keys()),
-            "ladder_widths": list(settings.ladder_widths), "max_output_side": settings.max_output_side}
+            "ladder_widths": list(settings.ladder_widths), "max_output_side": settings.max_output_side,
+            "formats": list(formats.MENU), "animation_formats": list(formats.ANIMATED_MENU)}
 
 
 def _signed_link(expires: int | None) -> picture.Link:

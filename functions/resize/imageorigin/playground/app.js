@@ -28,8 +28,17 @@ async function sign(key, query, thumborPath) {
   return signed.url.replace(/^\//, "");
 }
 
+function fillFormats() {
+  // the format menus, as the service's format registry lists them (fm=auto's candidates first)
+  const options = (select, names) => select.append(...names.map((name) => new Option(name, name)));
+  options($("select[name=fm]"), state.listing.formats);
+  options($("#animation select[name=format]"), state.listing.animation_formats);
+  options($("#animation select[name=format]"), ["auto"]);
+}
+
 async function loadGallery() {
   state.listing = await json(new URL("_playground/originals.json", BASE));
+  fillFormats();
   const signing = state.listing.signatures_required;
   $("#mode").textContent = (state.local ? "make serve (local S3). " : "deployed playground. ")
     + (signing ? (state.local && state.local.signing ? "Signatures required: the dev server signs for this page."
