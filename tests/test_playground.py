@@ -123,7 +123,7 @@ def test_upload_shows_its_ladder_and_the_preview_follows_the_parameters(browser,
     assert page.locator("#ladder tbody tr").count() == 15 and max(widths) <= 1200
     # the bucket's event reached the pre-warm handler, as on AWS
     _await_prewarm(log, "uploads/cat.jpg")
-    page.screenshot(path=str(ARTIFACTS / "playground-uploaded.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-uploaded.jpg"), full_page=True, quality=80)
 
     # a parameter changed: the preview follows, decoded at its new size, with what the service said about it
     page.wait_for_function("document.querySelector('#preview').naturalWidth > 0", timeout=60_000)
@@ -146,7 +146,7 @@ def test_upload_shows_its_ladder_and_the_preview_follows_the_parameters(browser,
     page.wait_for_function("document.querySelector('#picture-choice').textContent.startsWith('http')",
                            timeout=60_000)
     assert "uploads/cat.jpg?w=" in page.locator("#picture-choice").text_content()
-    page.screenshot(path=str(ARTIFACTS / "playground-preview.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-preview.jpg"), full_page=True, quality=80)
     page.close()
 
 
@@ -219,7 +219,7 @@ def test_the_animation_maker_makes_one_and_links_its_download(browser, devserver
     assert got.status == 200 and "attachment" in got.headers["content-disposition"]
     image = Image.open(io.BytesIO(got.body()))
     assert (image.format, image.n_frames, image.size) == ("GIF", 3, (120, 90))
-    page.screenshot(path=str(ARTIFACTS / "playground-animation.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-animation.jpg"), full_page=True, quality=80)
     page.close()
 
 
@@ -237,7 +237,7 @@ def test_pasted_picture_loads_the_right_candidate_without_overflow(browser, devs
         state = page.evaluate("""() => { const i = document.querySelector('img'); const d = document.documentElement;
             return {src: i.currentSrc, natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
                     scroll: d.scrollWidth, client: d.clientWidth}; }""")
-        page.screenshot(path=str(ARTIFACTS / f"picture-{viewport}x{scale}.png"))
+        page.screenshot(path=str(ARTIFACTS / f"picture-{viewport}x{scale}.jpg"), quality=80)
         context.close()
         chosen = int(state["src"].split("w=")[1].split("&")[0])
         measured.append({"viewport": viewport, "scale": scale, **state, "chosen": chosen})
