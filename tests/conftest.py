@@ -85,8 +85,9 @@ def s3(sample_files: dict[str, bytes]) -> Iterator[object]:
     stops, and is active only while the test runs. Two costs of the set-up are not paid per test (together ~0.3 s of
     the ~0.4 s it took): boto3's default session is kept rather than replaced (a new one parses botocore's endpoint
     and service JSON again, ~0.1 s for each client made from it, the handler's included; the tests' credentials and
-    region are fixed, so one session loses no isolation), and the samples go straight into moto's S3 backend rather
-    than through seven HTTP-level PutObject calls (the same objects: body, ETag, Content-Type).
+    region are fixed, so one session loses no isolation), and the buckets and samples go straight into moto's S3
+    backend rather than through CreateBucket and PutObject calls (the same buckets and objects: body, ETag,
+    Content-Type).
     """
     import boto3
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -94,9 +95,9 @@ def s3(sample_files: dict[str, bytes]) -> Iterator[object]:
 
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
         client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=ORIGINALS)
-        client.create_bucket(Bucket=CACHE)
         backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]  # S3 is global: one backend per partition
+        for bucket in (ORIGINALS, CACHE):
+            backend.create_bucket(bucket, "us-east-1")
         for key, body in sample_files.items():
             backend.put_object(ORIGINALS, key, body)
         yield client
