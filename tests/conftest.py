@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -77,6 +78,15 @@ def sample_files() -> dict[str, bytes]:
     return {key: sample(key) for key in sample_keys()}
 
 
+@functools.cache
+def _test_client() -> object:
+    """The tests' own S3 client, one a process (making one costs ~12 ms): moto's hook is in every client, and no test
+    registers a handler or a stubber on this one (the service under test makes its own clients, fresh each test)."""
+    import boto3
+
+    return boto3.client("s3", region_name="us-east-1")
+
+
 @pytest.fixture
 def s3(sample_files: dict[str, bytes]) -> Iterator[object]:
     """moto's S3 with both buckets, the originals bucket filled with the samples.
@@ -89,12 +99,11 @@ def s3(sample_files: dict[str, bytes]) -> Iterator[object]:
     backend rather than through CreateBucket and PutObject calls (the same buckets and objects: body, ETag,
     Content-Type).
     """
-    import boto3
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
-        client = boto3.client("s3", region_name="us-east-1")
+        client = _test_client()
         backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]  # S3 is global: one backend per partition
         for bucket in (ORIGINALS, CACHE):
             backend.create_bucket(bucket, "us-east-1")
