@@ -207,6 +207,45 @@ def test_hostile_svgs_are_refused(name: str, svg: bytes, error: type[Exception])
         render.render(svg, parse("/x.svg", {"fm": ["png"]}).spec, LIMITS)
 
 
+# Well under MAX_ELEMENTS, yet 9 s a megapixel to draw: 2,000 overlapping translucent squares (what a drawing costs
+# cannot be read from its markup).
+OVERDRAWN = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">' + "".join(
+    f'<rect x="{i % 100}" y="{i * 7 % 100}" width="30" height="30" fill="#{i * 123457 % 0xFFFFFF:06x}" '
+    'opacity="0.5"/>' for i in range(2000)) + "</svg>").encode()
+
+
+def test_a_drawing_that_costs_too_much_is_stopped_at_the_work_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a work limit of 0.3 s, when the overdrawn SVG is asked at 300 px (priced at a few ms, as an empty canvas
+    # would be; 0.8 s of drawing), then resvg's child is stopped and the request refused (a hang guard, far above the
+    # limit, not a measure of speed)
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(TooLarge, match="to draw at 300x300"):
+        render.render(OVERDRAWN, parse("/x.svg", {"w": ["300"]}).spec, render.Limits(max_work_ms=300))
+    assert time.monotonic() - started < 5
+    # through the handler: a 413 naming the limit, nothing stored
+    memory = MemoryStore()
+    memory.add_original("art/overdrawn.svg", OVERDRAWN)
+    monkeypatch.setattr(runtime, "store", lambda: memory)
+    monkeypatch.setenv("MAX_WORK_MS", "300")
+    answer = invoke(api_event("/art/overdrawn.svg", {"w": "300"}))
+    assert (answer.status, answer.json["code"]) == (413, "too_large") and "MAX_WORK_MS" in answer.json["message"]
+    assert memory.variants == {}
+    # the same drawing, small, is drawn
+    image = rendered(OVERDRAWN, "x.svg", w="40")
+    assert image.size == (40, 40) and len(image.convert("RGB").getcolors(4096) or []) > 50
+
+
+def test_a_drawing_too_large_to_render_is_refused_before_it_is_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imageorigin.render import vector
+
+    monkeypatch.setattr(vector, "draw", lambda *_: pytest.fail("drawn before the render was priced"))
+    huge = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000000 1000000"/>'
+    with pytest.raises(TooLarge, match="MAX_WORK_MS"):  # 4096x4096 as PNG: about 14 s of work
+        render.render(huge, parse("/x.svg", {"fm": ["png"]}).spec, LIMITS)
+
+
 def test_svg_scripts_never_run_and_never_reach_the_client() -> None:
     svg = LOGO.replace(b"</svg>", b"<script>document.title='owned'</script></svg>")
     image = rendered(svg, "logo.svg", w="50")

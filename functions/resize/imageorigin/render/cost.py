@@ -14,6 +14,9 @@ from .limits import Limits
 DECODE_MS_PER_MP = 20.0
 SCALE_MS_PER_MP = 15.0
 FRAME_MS_PER_MP = 10.0  # per output megapixel of each frame: alpha, effects, palette bookkeeping
+# Drawing an SVG, per megapixel drawn: resvg's floor (an empty canvas, its PNG included: 45-51 ms measured). What a
+# drawing adds to it cannot be known from its markup; the drawing is stopped when it passes the time left.
+DRAW_MS_PER_MP = 50.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ def estimate(decoded_pixels: int, output: tuple[int, int], frames: int, fmt: For
         per_mp = fmt.info.animated_ms_per_mp
     ms = mp_in * (DECODE_MS_PER_MP + SCALE_MS_PER_MP) + mp_out * FRAME_MS_PER_MP + mp_out * per_mp * encodes
     return Cost(decoded_pixels, output_pixels, encodes, ms)
+
+
+def drawn_first(cost: Cost, size: tuple[int, int]) -> Cost:
+    """`cost`, after drawing a vector original at `size` (at the least)."""
+    drawing_ms = size[0] * size[1] / 1e6 * DRAW_MS_PER_MP
+    return Cost(cost.decoded_pixels, cost.output_pixels, cost.encodes, cost.ms + drawing_ms)
 
 
 def check(cost: Cost, limits: Limits) -> None:

@@ -47,9 +47,23 @@ class Rendered:
 
 
 def rasterized(data: bytes, spec: ResizeSpec | None, limits: Limits) -> bytes:
-    """A vector original (SVG) drawn at the size the spec needs, as PNG; any other original as it is."""
+    """A vector original (SVG) drawn at the size the spec needs, as PNG; any other original as it is.
+
+    With a spec, the whole render is priced before anything is drawn (drawing at least, then decoding, scaling and
+    encoding the drawing), and the drawing gets what the rest leaves of MAX_WORK_MS."""
     sniffed = formats.sniff(data[:formats.SNIFF_BYTES])
-    return vector.rasterize(data, spec, limits) if sniffed is not None and sniffed.vector else data
+    if sniffed is None or not sniffed.vector:
+        return data
+    text, size = vector.sized(data, spec, limits)
+    budget = float(limits.max_work_ms)
+    if spec is not None:
+        fmt = sniffed.keep_as if spec.format is Format.ORIGINAL else spec.format
+        assert fmt is not None  # a vector's keep_as is set (PNG)
+        after = cost.estimate(size[0] * size[1], plan(size, spec, limits.max_side).output, 1, fmt,
+                              bool(spec.max_bytes))
+        cost.check(cost.drawn_first(after, size), limits)
+        budget -= after.ms
+    return vector.draw(text, *size, budget)
 
 
 def probe(data: bytes, limits: Limits) -> SourceInfo:

@@ -1,10 +1,12 @@
 """SVG: checked (no entities, no external references, bounded bytes, elements and depth), sized from its own
-width, height and viewBox, and rasterised by resvg at the size the request needs; never served as markup."""
+width, height and viewBox, and rasterised by resvg at the size the request needs, in a child process stopped when
+it passes the work limit; never served as markup."""
 
 from __future__ import annotations
 
 import importlib
 import math
+import multiprocessing
 import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import replace
@@ -23,15 +25,49 @@ _LENGTH = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(px|pt|pc|in|c
 _XLINK = "{http://www.w3.org/1999/xlink}href"
 
 
-def rasterize(data: bytes, spec: ResizeSpec | None, limits: Limits) -> bytes:
-    """PNG bytes of the SVG drawn at the size `spec` needs (its own size without one), within the limits."""
+def sized(data: bytes, spec: ResizeSpec | None, limits: Limits) -> tuple[str, tuple[int, int]]:
+    """The checked SVG's text and the size it is to be drawn at for `spec` (its own size without one)."""
     text, intrinsic = check(data)
-    width, height = raster_size(intrinsic, spec, limits)
+    return text, raster_size(intrinsic, spec, limits)
+
+
+def draw(text: str, width: int, height: int, budget_ms: float) -> bytes:
+    """resvg's PNG of the drawing, made in a forked child that is killed once it has worked `budget_ms`.
+
+    What a drawing costs cannot be known from its markup: 2,000 overlapping translucent rectangles (well under
+    MAX_ELEMENTS) take 9 s a megapixel, a blur filter 0.5 s, an empty canvas 0.05 s; and resvg, native code, cannot
+    be interrupted in the process that called it. The fork costs a few milliseconds."""
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(target=_draw_into, args=(writer, text, width, height), daemon=True)
+    child.start()
+    writer.close()
+    try:
+        if not reader.poll(budget_ms / 1000):
+            raise TooLarge(f"the SVG takes more than {budget_ms / 1000:.1f} s of work (MAX_WORK_MS) to draw at "
+                           f"{width}x{height}: ask for a smaller size")
+        drawn, png = reader.recv()
+    except EOFError:
+        raise Undecodable("the SVG could not be drawn") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        reader.close()
+    if not drawn:
+        raise Undecodable("the SVG could not be drawn")
+    return png
+
+
+def _draw_into(writer: object, text: str, width: int, height: int) -> None:
+    """The child's part: draw, send (True, PNG) or (False, b"") when resvg refuses the drawing."""
     resvg = importlib.import_module("resvg_py")
     try:
-        return resvg.svg_to_bytes(svg_string=text, width=width, height=height, resources_dir=None)
-    except (ValueError, RuntimeError) as error:
-        raise Undecodable("the SVG could not be drawn") from error
+        answer = (True, resvg.svg_to_bytes(svg_string=text, width=width, height=height, resources_dir=None))
+    except (ValueError, RuntimeError):
+        answer = (False, b"")
+    writer.send(answer)  # type: ignore[attr-defined]
+    writer.close()  # type: ignore[attr-defined]
 
 
 def check(data: bytes) -> tuple[str, tuple[float, float]]:
