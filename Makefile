@@ -26,6 +26,9 @@ DEPLOY_STAMP := $(call stamp,deploy,$(DEPLOY_REQUIREMENTS))
 LINT_VENV := $(VENV)/lint
 LINT_STAMP := $(LINT_VENV)/.installed-lint-$(shell cat requirements/lint.txt | cksum | cut -d' ' -f1)
 CHECKOV := $(LINT_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
+# terser minifies the CloudFront Function (make edge; the tests and make lint compare the template's copy with its
+# output): pinned with its integrity hashes in edge/package-lock.json, installed by npm ci into edge/node_modules
+EDGE_STAMP := edge/node_modules/.installed-$(shell cat edge/package-lock.json | cksum | cut -d' ' -f1)
 
 # pip's own lines as they come (unbuffered, also in CI logs), less those saying nothing happened: a line per package
 # as it is collected and downloaded, then what was installed.
@@ -57,11 +60,17 @@ $(LINT_STAMP): requirements/lint.txt
 		--progress-bar off -r requirements/lint.txt | { grep --line-buffered -v -e '^Requirement already satisfied' || true; }
 	@rm -f $(LINT_VENV)/.installed-lint-* && touch $@
 
-install: $(TEST_STAMP) $(BENCH_STAMP) $(DEPLOY_STAMP) ## Create .venv with what every target needs (each target installs its own part anyway)
+$(EDGE_STAMP): edge/package.json edge/package-lock.json
+	@if command -v npm >/dev/null; then \
+		printf '\n==> Installing terser (edge/package-lock.json) into edge/node_modules\n' && \
+		npm ci --prefix edge --no-audit --no-fund && rm -f edge/node_modules/.installed-* && touch $@; \
+	else printf '\n==> No npm: terser, which minifies the edge function, is not installed (make edge needs it; the tests that check the minified copy skip)\n\n'; fi
+
+install: $(TEST_STAMP) $(BENCH_STAMP) $(DEPLOY_STAMP) $(EDGE_STAMP) ## Create .venv with what every target needs (each target installs its own part anyway)
 
 # PYTHONDONTWRITEBYTECODE emptied: each of the workers compiles and rewrites every test module and the package again
 # otherwise (3 s a worker); the .pyc files go to __pycache__/, which git ignores.
-test: $(TEST_STAMP) $(LINT_STAMP) ## Run every test on every core: spec, transform, S3 on moto, handler on events/, template lint
+test: $(TEST_STAMP) $(LINT_STAMP) $(EDGE_STAMP) ## Run every test on every core: spec, transform, S3 on moto, handler on events/, template lint
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 serve: $(TEST_STAMP) ## The playground and service at http://127.0.0.1:$(PORT) on an embedded S3 (IMAGES=dir, S3_PORT=5005)
@@ -79,13 +88,13 @@ bench: $(BENCH_STAMP) ## Benchmark against libvips and the usual Pillow recipe (
 worst: $(TEST_STAMP) ## Run the worst-case requests through the handler, each in a fresh process (QUICK=1: the few cheap ones)
 	$(BIN)/python -m bench.worst $(if $(filter-out 0 no false,$(QUICK)),--quick)
 
-edge: $(TEST_STAMP) ## Embed edge/viewer-request.js (minified) into infra/template.yaml after editing it
+edge: $(TEST_STAMP) $(EDGE_STAMP) ## Embed edge/viewer-request.js (minified) into infra/template.yaml after editing it
 	$(BIN)/python edge/embed.py
 
 ruff: $(TEST_STAMP) ## ruff check . (configured in pyproject.toml; CI runs it before the tests)
 	$(BIN)/ruff check .
 
-lint: $(TEST_STAMP) $(LINT_STAMP) ## ruff, the lock's pins, sam validate --lint, cfn-lint and checkov on the template, the edge function
+lint: $(TEST_STAMP) $(LINT_STAMP) $(EDGE_STAMP) ## ruff, the lock's pins, sam validate --lint, cfn-lint and checkov on the template, the edge function
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory -C functions/resize check-lock PYTHON="$(CURDIR)/$(BIN)/python"
 	$(BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
@@ -111,7 +120,7 @@ deploy: build ## Deploy with SAM, asking for the stack's settings the first time
 	$(BIN)/sam deploy --guided --template-file .aws-sam/build/template.yaml
 
 clean: ## Remove the virtual environment, build output and caches
-	rm -rf $(VENV) .aws-sam out .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) .aws-sam out .pytest_cache .hypothesis .ruff_cache edge/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: help install test serve sam-env invoke bench worst edge ruff lint lock check-lock build deploy clean
