@@ -347,6 +347,24 @@ def test_a_tiff_original_gets_its_ladder_and_picture(memory: MemoryStore) -> Non
     assert formats == {"avif", "webp", "jpeg"}
 
 
+def test_an_svg_upload_gets_its_ladder_and_picture(memory: MemoryStore) -> None:
+    # an SVG's size comes from its markup (it was read as a raster: the pre-warm failed after rendering everything)
+    from conftest import FakeContext, load_event
+
+    from imageorigin.handlers import s3_events
+
+    memory.add_original("art/logo.svg", LOGO.replace(b'width="100" height="50"', b'width="1400" height="700"'))
+    event = load_event("s3_object_created.json")
+    event["Records"][0]["s3"]["object"]["key"] = "art/logo.svg"
+    assert s3_events.lambda_handler(event, FakeContext()) == {"handled": 1}
+    answer = invoke(api_event("/art/logo.svg", {"picture": "json"}))
+    assert answer.status == 200 and (answer.json["width"], answer.json["height"]) == (1400, 700)
+    assert sorted({v["width"] for v in answer.json["variants"]}) == [30, 540, 768, 1080, 1200]
+    assert {v["format"] for v in answer.json["variants"]} == {"avif", "webp", "png"}  # PNG: kept as for a graphic
+    hit = invoke(api_event("/art/logo.svg", {"w": "540", "fm": "webp"}))
+    assert hit.headers["Server-Timing"].startswith("cache;desc=hit") and hit.image.size == (540, 270)
+
+
 def test_the_sample_photo_as_bmp_keeps_its_colours(memory: MemoryStore) -> None:
     photo = Image.open(io.BytesIO(sample("photos/progressive.jpg"))).convert("RGB")
     memory.add_original("photo.bmp", saved(photo, "BMP"))

@@ -259,8 +259,7 @@ def _spec(request: AnimationRequest, first: bytes, settings: Settings) -> Resize
     displayed), the fit, bg, the format; enlarged, so that every frame fills the canvas whatever its size."""
     width, height = request.width, request.height
     if width is None or height is None:
-        upright_w, upright_h = render.upright_size(render.rasterized(first, None, limits(settings)),
-                                                   limits(settings))
+        upright_w, upright_h = render.upright_size(first, limits(settings))  # an SVG's from its markup: not drawn
         if width is None:
             width = max(1, min(settings.max_output_side, round(height * upright_w / upright_h)))  # type: ignore[operator]
         else:

@@ -78,7 +78,11 @@ def probe(data: bytes, limits: Limits) -> SourceInfo:
 
 
 def upright_size(data: bytes, limits: Limits) -> tuple[int, int]:
-    """The original's width and height as displayed (EXIF orientation applied), from its header alone."""
+    """The original's width and height as displayed: from its header alone (EXIF orientation applied), or a
+    vector's from its markup, nothing drawn."""
+    sniffed = formats.sniff(data[:formats.SNIFF_BYTES])
+    if sniffed is not None and sniffed.vector:
+        return vector.sized(data, None, limits)[1]
     with open_source(data, limits) as source:
         return source.upright
 
