@@ -57,6 +57,15 @@ def bmp_rle8() -> bytes:
     return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
 
 
+def bmp_rle4() -> bytes:
+    """A 4-bit RLE BMP written byte by byte: 4x2, left red, right blue; each run is a count and two pixels a byte."""
+    palette = bytes([RED[2], RED[1], RED[0], 0, BLUE[2], BLUE[1], BLUE[0], 0]) + bytes(4 * 14)
+    rows = bytes([2, 0x00, 2, 0x11, 0, 0]) * 2 + bytes([0, 1])  # red, red | blue, blue, end of line; end of bitmap
+    header = struct.pack("<IiiHHIIiiII", 40, 4, 2, 1, 4, 2, len(rows), 2835, 2835, 16, 0)
+    offset = 14 + len(header) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
+
+
 def bmp_4bit() -> bytes:
     """A 4-bit palette BMP written byte by byte: 4x2, left red, right blue (two pixels a byte, rows padded to 4)."""
     palette = bytes([RED[2], RED[1], RED[0], 0, BLUE[2], BLUE[1], BLUE[0], 0]) + bytes(4 * 14)
@@ -85,6 +94,7 @@ def bmp_16bit(top_down: bool = False) -> bytes:
         ("32-bit with alpha", saved(split().convert("RGBA"), "BMP")),
         ("4-bit palette", bmp_4bit()),
         ("RLE8", bmp_rle8()),
+        ("RLE4", bmp_rle4()),
         ("16-bit", bmp_16bit()),
         ("16-bit top-down", bmp_16bit(top_down=True)),
     ],
@@ -158,6 +168,18 @@ def test_ico_takes_the_largest_entry() -> None:
     data = saved(split(128, 128), "ICO", sizes=[(16, 16), (48, 48), (128, 128)])
     image = rendered(data, "favicon.ico", fm="png")
     assert image.size == (128, 128) and image.format == "PNG"
+    assert_split(image)
+
+
+def test_a_cursor_is_read_as_an_icon_and_comes_out_as_png() -> None:
+    # a .cur is an ICO of bitmap (DIB) entries whose header says 2 (cursor) and whose entries give a hotspot where an
+    # icon gives planes and bits: Pillow writes no cursor, so an icon of bitmaps is changed into one
+    icon = saved(split(64, 64), "ICO", sizes=[(32, 32), (64, 64)], bitmap_format="bmp")
+    at = [6 + 16 * i for i in range(2)]  # the two 16-byte entries: hotspot (3, 5) in place of planes and bit count
+    entries = b"".join(icon[a:a + 4] + struct.pack("<HH", 3, 5) + icon[a + 8:a + 16] for a in at)
+    cursor = icon[:2] + struct.pack("<H", 2) + icon[4:6] + entries + icon[6 + 32:]
+    image = rendered(cursor, "pointer.cur", w="32")
+    assert (image.format, image.size) == ("PNG", (32, 32))
     assert_split(image)
 
 
