@@ -259,6 +259,17 @@ def test_a_drawing_that_costs_too_much_is_stopped_at_the_work_limit(monkeypatch:
     assert image.size == (40, 40) and len(image.convert("RGB").getcolors(4096) or []) > 50
 
 
+def test_a_drawing_cut_short_by_the_invocation_s_time_is_a_503() -> None:
+    from imageorigin.deadline import Deadline
+    from imageorigin.errors import OutOfTime
+
+    spec = parse("/x.svg", {"w": ["300"]}).spec  # 0.8 s of drawing, well within MAX_WORK_MS
+    with pytest.raises(OutOfTime, match="draw the SVG"):  # 0.4 s left: stopped by the time, not by the work
+        render.render(OVERDRAWN, spec, LIMITS, Deadline.after(400, reserve_ms=0))
+    with pytest.raises(OutOfTime, match="draw the SVG"):  # nothing left: not even started
+        render.render(OVERDRAWN, spec, LIMITS, Deadline.after(0, reserve_ms=0))
+
+
 def test_a_drawing_too_large_to_render_is_refused_before_it_is_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
     from imageorigin.render import vector
 

@@ -3,6 +3,7 @@ alpha -> encode, for a still, for each member of a pre-warm ladder and for every
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -10,7 +11,7 @@ from PIL import Image, ImageSequence
 
 from .. import formats
 from ..deadline import Deadline
-from ..errors import TooLarge
+from ..errors import OutOfTime, TooLarge
 from ..formats import Format
 from ..model import ResizeSpec, canonicalize
 from . import analysis, cost, effects, vector
@@ -46,24 +47,34 @@ class Rendered:
         return self.format.content_type
 
 
-def rasterized(data: bytes, spec: ResizeSpec | None, limits: Limits) -> bytes:
+def rasterized(data: bytes, spec: ResizeSpec | None, limits: Limits, deadline: Deadline | None = None) -> bytes:
     """A vector original (SVG) drawn at the size the spec needs, as PNG; any other original as it is.
 
     With a spec, the whole render is priced before anything is drawn (drawing at least, then decoding, scaling and
-    encoding the drawing), and the drawing gets what the rest leaves of MAX_WORK_MS."""
+    encoding the drawing), and the drawing gets what the rest leaves of MAX_WORK_MS, and of the invocation's time:
+    stopped by the first, it is a 413; by the second, a 503."""
     sniffed = formats.sniff(data[:formats.SNIFF_BYTES])
     if sniffed is None or not sniffed.vector:
         return data
     text, size = vector.sized(data, spec, limits)
-    budget = float(limits.max_work_ms)
+    budget, rest_ms = float(limits.max_work_ms), 0.0
     if spec is not None:
         fmt = sniffed.keep_as if spec.format is Format.ORIGINAL else spec.format
         assert fmt is not None  # a vector's keep_as is set (PNG)
         after = cost.estimate(size[0] * size[1], plan(size, spec, limits.max_side).output, 1, fmt,
                               bool(spec.max_bytes))
-        cost.check(cost.drawn_first(after, size), limits)
-        budget -= after.ms
-    return vector.draw(text, *size, budget)
+        drawn = cost.drawn_first(after, size)
+        cost.check(drawn, limits)
+        budget, rest_ms = budget - after.ms, after.ms
+        if deadline is not None:
+            deadline.check("draw the SVG and render it", drawn.ms)
+    time_left = deadline.left_ms() - rest_ms if deadline is not None else math.inf
+    try:
+        return vector.draw(text, *size, min(budget, time_left))
+    except TooLarge:
+        if time_left < budget:
+            raise OutOfTime("too little time left to draw the SVG; please retry") from None
+        raise
 
 
 def probe(data: bytes, limits: Limits) -> SourceInfo:
@@ -95,7 +106,7 @@ def render(data: bytes, spec: ResizeSpec, limits: Limits, deadline: Deadline | N
     """One variant. Animated originals stay animated when the output format can carry an animation; other outputs
     take the first frame."""
     deadline = deadline or Deadline.unbounded()
-    with open_source(rasterized(data, spec, limits), limits) as source:
+    with open_source(rasterized(data, spec, limits, deadline), limits) as source:
         fmt = output_format(spec, source)
         frames = source.frames if source.frames > 1 and fmt.info.animation else 1
         region = clamped(spec.crop, source.upright) if spec.crop else None
@@ -190,7 +201,7 @@ def render_animation(originals: Sequence[bytes], spec: ResizeSpec, durations: Se
     if len(originals) > limits.max_frames:
         raise TooLarge(f"the animation would have {len(originals)} frames; the limit (MAX_FRAMES) is "
                        f"{limits.max_frames}")
-    originals = [rasterized(data, spec, limits) for data in originals]
+    originals = [rasterized(data, spec, limits, deadline) for data in originals]
     decoded = 0
     for data in originals:  # headers only: each original is opened, planned and priced, and let go
         with open_source(data, limits) as source:
@@ -223,7 +234,7 @@ def render_many(data: bytes, specs: Sequence[ResizeSpec], limits: Limits,
     deadline = deadline or Deadline.unbounded()
     results: dict[int, Rendered] = {}
     biggest = max(specs, key=lambda s: (s.width or 0) * (s.height or s.width or 0), default=None)
-    data = rasterized(data, biggest, limits)  # a vector is drawn once, for its largest member
+    data = rasterized(data, biggest, limits, deadline)  # a vector is drawn once, for its largest member
     with open_source(data, limits) as source:
         upright = source.upright
         plans = [plan(upright, spec, limits.max_side) for spec in specs]
