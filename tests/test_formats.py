@@ -368,6 +368,22 @@ def test_with_no_parameters_these_originals_are_rendered_never_served_as_they_ar
     assert answer.status == 200 and answer.image.format == fmt
     assert answer.headers["Content-Type"] == f"image/{fmt.lower()}"
     assert_split(answer.image, tolerance=45)
+    # read once for the first answer; then the rendering is answered from the cache, the original not read again
+    reads = [call for call in memory.calls if call == ("get_original", key)]
+    assert len(reads) == 1
+    again = invoke(api_event(f"/{key}", {}))
+    assert again.headers["Server-Timing"].startswith("cache;desc=hit") and again.body == answer.body
+    assert [call for call in memory.calls if call == ("get_original", key)] == reads
+
+
+def test_with_no_parameters_the_bytes_decide_not_the_name(memory: MemoryStore) -> None:
+    photo = sample("photos/progressive.jpg")
+    memory.add_original("misnamed.bmp", photo)  # a JPEG named .bmp: served as the JPEG it is
+    answer = invoke(api_event("/misnamed.bmp", {}))
+    assert (answer.status, answer.headers["Content-Type"], answer.body) == (200, "image/jpeg", photo)
+    memory.add_original("misnamed.png", saved(split(), "BMP"))  # a BMP named .png: rendered as a BMP is
+    answer = invoke(api_event("/misnamed.png", {}))
+    assert answer.headers["Content-Type"] == "image/png" and answer.image.format == "PNG"
 
 
 def test_a_tiff_original_gets_its_ladder_and_picture(memory: MemoryStore) -> None:

@@ -105,8 +105,9 @@ def limits(settings: Settings) -> render.Limits:
 
 
 def get_or_render(request: ImageRequest, store: Store, settings: Settings, deadline: Deadline | None = None, *,
-                  via_edge: bool = False, expires: int | None = None) -> Delivery:
-    """Answer from the cache bucket when the variant is there; else read, render, store and answer.
+                  via_edge: bool = False, expires: int | None = None, original: Blob | None = None) -> Delivery:
+    """Answer from the cache bucket when the variant is there; else read (unless `original` was read already),
+    render, store and answer.
 
     A stored variant too large to answer inline is a 302: to its own canonical path when the request came through
     our CloudFront distribution (`via_edge`; the edge then serves it from the bucket), else to PUBLIC_CACHE_URL or
@@ -125,8 +126,9 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings, deadl
                         expires=expires)
 
     deadline.check("render the image", settings.time_reserve_ms)
-    with timings.stage("fetch"):
-        original = store.get_original(request.key, settings.max_source_bytes)
+    if original is None:
+        with timings.stage("fetch"):
+            original = store.get_original(request.key, settings.max_source_bytes)
     with timings.stage("render"):
         rendered = render.render(original.data, request.spec, limits(settings),
                                  Deadline(deadline.remaining_ms, deadline.reserve_ms + settings.time_reserve_ms))
@@ -180,15 +182,24 @@ def _cached_variant(store: Store, variant_key: str, max_bytes: int) -> Blob | No
 def _original(request: ImageRequest, store: Store, settings: Settings, deadline: Deadline,
               expires: int | None) -> Delivery:
     """No transformation asked: the original as it is, if it is an allowed image within the limits that browsers
-    show as it is; any other (BMP, TIFF, ICO, SVG, HEIC) is rendered in the format keeping it means."""
+    show as it is; any other (BMP, TIFF, ICO, SVG, HEIC) is rendered in the format keeping it means.
+
+    A key whose extension names one of those is looked up among the variants first, so its cached rendering is
+    answered without reading the original; otherwise the original is read once, and its bytes decide."""
     timings = Timings()
+    named = formats.named_by_key(request.key)
+    if named is not None and named.decoder and not named.web_safe:
+        with timings.stage("fetch"):
+            cached = _cached_variant(store, _kept(request, named).variant_key(settings.key_version),
+                                     settings.inline_max_bytes)
+        if cached is not None:
+            return _deliver(cached, CacheStatus.HIT, _kept(request, named), store, settings, timings, stored=True,
+                            expires=expires)
     with timings.stage("fetch"):
         original = store.get_original(request.key, settings.max_source_bytes)
     sniffed = formats.sniff(original.data[:formats.SNIFF_BYTES])
     if sniffed is not None and sniffed.decoder and not sniffed.web_safe:
-        keep = sniffed.keep_as or Format.PNG
-        return get_or_render(replace(request, spec=canonicalize(ResizeSpec(format=keep))), store, settings,
-                             deadline, expires=expires)
+        return get_or_render(_kept(request, sniffed), store, settings, deadline, expires=expires, original=original)
     info = render.probe(original.data, limits(settings))  # the type we answer with is sniffed, never trusted
     if len(original.data) > settings.inline_max_bytes:
         return Delivery(CacheStatus.ORIGINAL, info.content_type, original.etag,
@@ -197,6 +208,11 @@ def _original(request: ImageRequest, store: Store, settings: Settings, deadline:
     return Delivery(CacheStatus.ORIGINAL, info.content_type, original.etag,
                     cache_control(Kind.ORIGINAL, settings, expires), body=original.data,
                     bytes_in=len(original.data), timings=timings)
+
+
+def _kept(request: ImageRequest, original_format: formats.ImageFormat) -> ImageRequest:
+    """The request for an original in the format keeping it means (a BMP's PNG, a TIFF's JPEG ...)."""
+    return replace(request, spec=canonicalize(ResizeSpec(format=original_format.keep_as or Format.PNG)))
 
 
 def _deliver(variant: Blob, cache: CacheStatus, request: ImageRequest, store: Store, settings: Settings,

@@ -168,6 +168,7 @@ OUTPUT_NAMES: Mapping[str, Format] = MappingProxyType(
 # A key's extension -> what "keep the original's format" writes for it (only formats we decode).
 KEEP_BY_EXTENSION: Mapping[str, Format] = MappingProxyType(
     {ext: f.keep_as for f in REGISTRY if f.decoder and f.keep_as for ext in f.extensions})
+_BY_EXTENSION: Mapping[str, ImageFormat] = MappingProxyType({ext: f for f in REGISTRY for ext in f.extensions})
 # fm=auto's candidates, best first: decided by measurement (README's encoder table: bytes at equal quality).
 AUTO_ORDER: tuple[ImageFormat, ...] = (BY_NAME["avif"], BY_NAME["webp"], BY_NAME["jxl"])
 # The fm= menu (the playground's): fm=auto's candidates first, then every other written format, by its first name.
@@ -184,6 +185,12 @@ SUPPORTED_NAMES = ", ".join(_READ[:-1]) + " or " + _READ[-1]
 def output_by_name(name: str) -> Format | None:
     """The output format an fm= value (or thumbor format()) names, case-insensitively; None if none."""
     return OUTPUT_NAMES.get(name.strip().lower())
+
+
+def named_by_key(key: str) -> ImageFormat | None:
+    """The format a key's extension names (only a guess: an original's bytes decide what it is); None if none."""
+    _, dot, ext = key.rpartition(".")
+    return _BY_EXTENSION.get(ext.lower()) if dot and "/" not in ext else None
 
 
 def keep_for_key(key: str) -> Format | None:
