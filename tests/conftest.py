@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,18 @@ def png_bytes(image: Image.Image) -> bytes:
     image.save(out, "PNG")
     return out.getvalue()
 
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+
+
+def html_tags(markup: str) -> list[tuple[str, dict[str, str]]]:
+    """Every start tag of `markup`, in order, with its attributes (a valueless attribute as "")."""
+    parser = _Tags()
+    parser.feed(markup)
+    return parser.tags

@@ -3,10 +3,8 @@ a placeholder only where it cannot show through, a choice of loading priority; t
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
-
 import pytest
-from conftest import api_event, fixture, invoke
+from conftest import api_event, fixture, html_tags, invoke
 from fakes import MemoryStore
 
 from imageorigin import picture, runtime
@@ -17,28 +15,13 @@ from imageorigin.ladder import LadderEntry, Manifest
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com/Prod"  # the Host and stage of events/api_resize.json
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, {k: v or "" for k, v in attrs}))
-
-
-def tags(markup: str) -> list[tuple[str, dict[str, str]]]:
-    parser = _Tags()
-    parser.feed(markup)
-    return parser.tags
-
-
 def img(markup: str) -> dict[str, str]:
-    return next(attrs for tag, attrs in tags(markup) if tag == "img")
+    return next(attrs for tag, attrs in html_tags(markup) if tag == "img")
 
 
 def urls(markup: str) -> list[str]:
     found = []
-    for tag, attrs in tags(markup):
+    for tag, attrs in html_tags(markup):
         for candidate in attrs.get("srcset", "").split(", "):
             if candidate:
                 found.append(candidate.rsplit(" ", 1)[0])
@@ -77,7 +60,7 @@ def test_lazy_by_default_eager_and_high_priority_on_request() -> None:
 
 def test_candidates_are_never_wider_than_the_original() -> None:
     markup = picture.html(manifest(700))
-    for tag, attrs in tags(markup):
+    for tag, attrs in html_tags(markup):
         for candidate in attrs.get("srcset", "").split(", "):
             if candidate:
                 assert int(candidate.rsplit(" ", 1)[1].rstrip("w")) <= 700

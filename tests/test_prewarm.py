@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
 from botocore.stub import Stubber
-from conftest import CACHE, ORIGINALS, FakeContext, api_event, fixture, invoke, load_event, png_bytes, sample
+from conftest import CACHE, ORIGINALS, FakeContext, api_event, fixture, html_tags, invoke, load_event, png_bytes, sample
 from fakes import MemoryStore, RecordingCdn
 from PIL import Image, ImageStat
 
@@ -221,24 +220,14 @@ def stub_any() -> object:
     return ANY
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, {k: v or "" for k, v in attrs}))
-
-
 def test_picture_element_lists_the_prewarmed_ladder(uploaded: object, renders: Counter) -> None:
     s3_event("s3_object_created.json")
     renders.clear()
     answer = invoke(api_event(PATH, {"picture": "", "alt": "A beach <at noon>"}, accept="text/html"))
     assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/html")
-    parser = _Tags()
-    parser.feed(answer.body.decode())
-    tags = {tag: attrs for tag, attrs in parser.tags if tag != "source"}
-    sources = [attrs for tag, attrs in parser.tags if tag == "source"]
+    found = html_tags(answer.body.decode())
+    tags = {tag: attrs for tag, attrs in found if tag != "source"}
+    sources = [attrs for tag, attrs in found if tag == "source"]
     assert [s["type"] for s in sources] == ["image/avif", "image/webp"]
     img = tags["img"]
     assert (img["width"], img["height"], img["loading"], img["decoding"]) == ("1200", "200", "lazy", "async")

@@ -189,12 +189,11 @@ def _original(request: ImageRequest, store: Store, settings: Settings, deadline:
     timings = Timings()
     named = formats.named_by_key(request.key)
     if named is not None and named.decoder and not named.web_safe:
+        kept = _kept(request, named)
         with timings.stage("fetch"):
-            cached = _cached_variant(store, _kept(request, named).variant_key(settings.key_version),
-                                     settings.inline_max_bytes)
+            cached = _cached_variant(store, kept.variant_key(settings.key_version), settings.inline_max_bytes)
         if cached is not None:
-            return _deliver(cached, CacheStatus.HIT, _kept(request, named), store, settings, timings, stored=True,
-                            expires=expires)
+            return _deliver(cached, CacheStatus.HIT, kept, store, settings, timings, stored=True, expires=expires)
     with timings.stage("fetch"):
         original = store.get_original(request.key, settings.max_source_bytes)
     sniffed = formats.sniff(original.data[:formats.SNIFF_BYTES])

@@ -195,8 +195,8 @@ def named_by_key(key: str) -> ImageFormat | None:
 
 def keep_for_key(key: str) -> Format | None:
     """What keeping the original's format writes, from the key's extension alone (None: no known extension)."""
-    _, dot, ext = key.rpartition(".")
-    return KEEP_BY_EXTENSION.get(ext.lower()) if dot and "/" not in ext else None
+    named = named_by_key(key)
+    return named.keep_as if named is not None and named.decoder else None
 
 
 SNIFF_BYTES = 1024  # how much of a file sniff() may look at (an SVG's root element may follow a long prologue)

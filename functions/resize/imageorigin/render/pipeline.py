@@ -116,7 +116,7 @@ def render(data: bytes, spec: ResizeSpec, limits: Limits, deadline: Deadline | N
         priced = cost.estimate(decoded_pixels(source, scale) * frames, planned.output, frames, fmt,
                                bool(spec.max_bytes))
         cost.check(priced, limits)
-        if _as_stored(canonicalize(spec), source, fmt, planned, len(data)):
+        if _as_stored(spec, source, fmt, planned, len(data)):
             return Rendered(data, fmt, *source.upright, frames=frames)
         deadline.check("render the image", priced.ms)
         picture, valid = decode(source, scale)  # the first frame
@@ -136,8 +136,10 @@ def _as_stored(spec: ResizeSpec, source: Source, fmt: Format, planned: Plan, sto
     """Whether the variant is the original's own bytes: its format (one without a quality to change or an EXIF
     block to strip: GIF), its size, nothing else asked. Decoding and re-encoding it could only lose: a GIF's frames
     would be quantised again. Asked of the canonical spec: what it folded away changes nothing here either."""
-    return (fmt.info is source.format and fmt.info.quality is None and not fmt.info.exif and spec.plain
-            and stored_bytes <= (spec.max_bytes or stored_bytes) and planned.canvas is None
+    if fmt.info is not source.format or fmt.info.quality is not None or fmt.info.exif:
+        return False  # (first: most renders end here, before the spec is canonicalised again)
+    spec = canonicalize(spec)
+    return (spec.plain and stored_bytes <= (spec.max_bytes or stored_bytes) and planned.canvas is None
             and planned.size == source.upright and planned.box == (0.0, 0.0, *map(float, source.upright))
             and source.orientation == 1 and source.icc is None)
 
