@@ -109,8 +109,17 @@ def s3(sample_files: dict[str, bytes]) -> Iterator[object]:
         for bucket in (ORIGINALS, CACHE):
             backend.create_bucket(bucket, "us-east-1")
         for key, body in sample_files.items():
-            backend.put_object(ORIGINALS, key, body)
+            put_original(key, body)
         yield client
+
+
+def put_original(key: str, body: bytes) -> None:
+    """An original straight into moto's S3 backend (inside the s3 fixture): the object a PutObject makes, without
+    a request's round trip through botocore and moto's HTTP layer."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(ORIGINALS, key, body)
 
 
 FakeContext = LocalContext  # the Lambda context stand-in make serve uses too

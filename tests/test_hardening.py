@@ -19,7 +19,7 @@ from imageorigin.grammars import query as query_grammar
 from imageorigin.model import MAX_KEY_BYTES, variant_prefix
 
 EARTH = "animations/earth.gif"  # 400x400, 44 frames
-BANNER = "photos/banner.jpg"  # 1201x200: every ladder width its own variant, a quarter of the pixels of a photo
+BANNER = "photos/banner.jpg"  # 1201x100: every ladder width its own variant, an eighth of the pixels of a photo
 
 
 @pytest.fixture

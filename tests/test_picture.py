@@ -87,7 +87,7 @@ def test_priority_is_a_picture_parameter_in_the_canonical_query() -> None:
 @pytest.fixture
 def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
     store = MemoryStore()
-    store.add_original("photos/banner.jpg", fixture("banner.jpg"))  # 1201x200: the ladder at a quarter of the cost
+    store.add_original("photos/banner.jpg", fixture("banner.jpg"))  # 1201x100: the ladder at an eighth of the cost
     monkeypatch.setattr(runtime, "store", lambda: store)
     return store
 

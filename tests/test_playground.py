@@ -29,8 +29,8 @@ HOW = ("needs Chromium and Playwright: apt-get install chromium (Debian's, at /u
        ".venv/bin/pip install -r requirements/test.txt (never `playwright install`); REQUIRE_BROWSER=1 fails instead")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Uploaded by the tests: a real photo 1201 px wide (every ladder width its own variant) and 200 high, so each of its
-# ladders costs a quarter of a 1201x800 photo's (the dev server renders them on this machine's same two cores).
+# Uploaded by the tests: a real photo 1201 px wide (every ladder width its own variant) and 100 high, so each of its
+# ladders costs an eighth of a 1201x800 photo's (the dev server renders them on this machine's same two cores).
 BANNER = ROOT / "tests" / "fixtures" / "banner.jpg"
 PHOTO = "uploads/pasted/banner.jpg"
 VIEWPORTS = [(375, 1), (375, 2), (768, 1), (768, 2), (1440, 1), (1440, 2)]

@@ -9,7 +9,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-from conftest import CACHE, ORIGINALS, api_event, invoke
+from conftest import CACHE, api_event, invoke, put_original
 from libthumbor import CryptoURL
 from PIL import Image, ImageDraw, ImageFilter, ImageStat
 
@@ -73,7 +73,7 @@ def original_files() -> dict[str, bytes]:
 @pytest.fixture
 def thumbor_s3(s3: object, monkeypatch: pytest.MonkeyPatch) -> object:
     for key, body in original_files().items():
-        s3.put_object(Bucket=ORIGINALS, Key=key, Body=body)
+        put_original(key, body)
     monkeypatch.setenv("SIGNING_KEYS", SECRET)
     monkeypatch.setenv("ALLOW_UNSAFE", "true")
     return s3
