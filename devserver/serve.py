@@ -43,14 +43,49 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class UploadWatcher(threading.Thread):
-    """Emulates the originals bucket's event notifications: four times a second (less often for a bucket so large
-    that listing it takes over 25 ms: a tenth of the time at most), diff its listing and send the
-    ObjectCreated/ObjectRemoved events S3 would, to the same pre-warm handler as on AWS."""
+class EmbeddedS3(threading.Thread):
+    """moto's S3 server on a local port, as moto's ThreadedMotoServer runs it, that also tells the watcher when a
+    request may have written to a bucket (a PUT, POST or DELETE, once moto has answered it): uploads then pre-warm at
+    once, and an idle server lists nothing."""
 
-    def __init__(self, client: object, handler, lock: threading.Lock) -> None:
+    def __init__(self, host: str, port: int) -> None:
         super().__init__(daemon=True)
-        self.client, self.handler, self.lock = client, handler, lock
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        self.written = threading.Event()
+        app = DomainDispatcherApplication(create_backend_app)
+
+        def signalling(environ: dict, start_response: object) -> object:
+            try:
+                return app(environ, start_response)
+            finally:
+                if environ.get("REQUEST_METHOD") in WRITES:
+                    self.written.set()
+
+        self.server = make_server(host, port, signalling, threaded=True, request_handler=MotoRequestHandler)
+
+    def run(self) -> None:
+        self.server.serve_forever(poll_interval=0.1)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+WRITES = frozenset({"PUT", "POST", "DELETE"})
+
+
+class UploadWatcher(threading.Thread):
+    """Emulates the originals bucket's event notifications: woken by each write to the embedded S3 (and every few
+    seconds regardless), diff the bucket's listing and send the ObjectCreated/ObjectRemoved events S3 would, to the
+    same pre-warm handler as on AWS."""
+
+    SWEEP = 5.0  # seconds between listings with no write seen (a write that did not wake it is found by then)
+
+    def __init__(self, client: object, handler, lock: threading.Lock, written: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.client, self.handler, self.lock, self.written = client, handler, lock, written
         self.seen = self.listing()  # what is there at start was not uploaded now
         self.stopped = threading.Event()
 
@@ -58,12 +93,17 @@ class UploadWatcher(threading.Thread):
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=ORIGINALS)
         return {o["Key"]: o["ETag"].strip('"') for page in pages for o in page.get("Contents", [])}
 
+    def stop(self) -> None:
+        self.stopped.set()
+        self.written.set()
+
     def run(self) -> None:
-        pause = 0.25
-        while not self.stopped.wait(pause):
-            listed = time.perf_counter()
+        while True:
+            self.written.wait(self.SWEEP)
+            if self.stopped.is_set():
+                return
+            self.written.clear()  # before listing: a write during it wakes the next round
             now = self.listing()
-            pause = max(0.25, 10 * (time.perf_counter() - listed))
             events = [s3_event("ObjectCreated:Put", k, e) for k, e in now.items() if self.seen.get(k) != e]
             events += [s3_event("ObjectRemoved:Delete", k) for k in self.seen.keys() - now.keys()]
             self.seen = now
@@ -199,13 +239,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import logging
 
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
 
     s3_port = args.s3_port or free_port()
     # S3_HOST=0.0.0.0 lets a container (sam local invoke) reach it; loopback only by default
-    moto = ThreadedMotoServer(ip_address=os.environ.get("S3_HOST", "127.0.0.1"), port=s3_port, verbose=False)
+    moto = EmbeddedS3(os.environ.get("S3_HOST", "127.0.0.1"), s3_port)
     moto.start()
     configure(f"http://127.0.0.1:{s3_port}")
 
@@ -222,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lock = threading.Lock()
     server = ThreadingHTTPServer((args.host, args.port), make_handler(lambda_handler, lock, s3))
-    watcher = UploadWatcher(s3, s3_events.lambda_handler, lock)
+    watcher = UploadWatcher(s3, s3_events.lambda_handler, lock, moto.written)
     watcher.start()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started from a script
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
@@ -256,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstopping")
     finally:
-        watcher.stopped.set()
+        watcher.stop()
         server.server_close()
         moto.stop()
     return 0
