@@ -58,9 +58,20 @@ def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def aws() -> Iterator[None]:
+    """moto's mock of AWS for the whole test process: no test can reach real AWS, whichever fixtures it asks for.
+    Started once (starting registers a few hundred URL patterns with `responses`: ~5 ms, which every test paid when
+    each started its own); each test still gets an empty AWS (`environment` below)."""
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
+        yield
+
+
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test runs with fake credentials, test bucket names and fresh process-wide singletons."""
+def environment(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test runs with fake credentials, test bucket names, fresh process-wide singletons and an empty AWS."""
+    from moto.core.models import BackendDict
+
     from imageorigin import runtime
 
     for name, value in TEST_ENV.items():
@@ -69,8 +80,10 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     reset = runtime.reset  # tests may monkeypatch runtime.store; reset through the real module function
     reset()
+    BackendDict.reset()  # every moto backend emptied (S3, SSM, Secrets Manager...), as mock_aws does as it starts
     yield
     reset()
+    BackendDict.reset()
 
 
 @pytest.fixture(scope="session")
@@ -89,28 +102,25 @@ def _test_client() -> object:
 
 
 @pytest.fixture
-def s3(sample_files: dict[str, bytes]) -> Iterator[object]:
+def s3(sample_files: dict[str, bytes]) -> object:
     """moto's S3 with both buckets, the originals bucket filled with the samples.
 
-    Every test gets fresh AWS: mock_aws resets every moto backend (S3, SSM, Secrets Manager...) as it starts and
-    stops, and is active only while the test runs. Two costs of the set-up are not paid per test (together ~0.3 s of
-    the ~0.4 s it took): boto3's default session is kept rather than replaced (a new one parses botocore's endpoint
-    and service JSON again, ~0.1 s for each client made from it, the handler's included; the tests' credentials and
-    region are fixed, so one session loses no isolation), and the buckets and samples go straight into moto's S3
-    backend rather than through CreateBucket and PutObject calls (the same buckets and objects: body, ETag,
-    Content-Type).
+    Every test gets fresh AWS: its backends are emptied as it starts and ends (`environment`). Three costs of the
+    set-up are not paid per test: moto's mock is started once a process (`aws`); boto3's default session is kept
+    rather than replaced (a new one parses botocore's endpoint and service JSON again, ~0.1 s for each client made
+    from it, the handler's included; the tests' credentials and region are fixed, so one session loses no
+    isolation); and the buckets and samples go straight into moto's S3 backend rather than through CreateBucket and
+    PutObject calls (the same buckets and objects: body, ETag, Content-Type).
     """
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
-    with mock_aws(config={"core": {"reset_boto3_session": False}}):
-        client = _test_client()
-        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]  # S3 is global: one backend per partition
-        for bucket in (ORIGINALS, CACHE):
-            backend.create_bucket(bucket, "us-east-1")
-        for key, body in sample_files.items():
-            put_original(key, body)
-        yield client
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]  # S3 is global: one backend per partition
+    for bucket in (ORIGINALS, CACHE):
+        backend.create_bucket(bucket, "us-east-1")
+    for key, body in sample_files.items():
+        put_original(key, body)
+    return _test_client()
 
 
 def put_original(key: str, body: bytes) -> None:
