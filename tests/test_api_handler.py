@@ -126,8 +126,8 @@ def test_auto_format_varies_by_accept(s3: object) -> None:
 
 
 def test_output_too_large_to_answer_inline_redirects_to_the_stored_variant(s3: object, monkeypatch) -> None:
-    monkeypatch.setenv("INLINE_MAX_BYTES", "50000")
-    answer = invoke(api_event("/photos/2024/street.jpg", {"w": "1200", "fm": "png"}))
+    monkeypatch.setenv("INLINE_MAX_BYTES", "50000")  # the 400 px PNG is about 300 KB
+    answer = invoke(api_event("/photos/2024/street.jpg", {"w": "400", "fm": "png"}))
     assert answer.status == 302
     assert answer.headers["Cache-Control"] == "private, no-store"
     location = urlparse(answer.headers["Location"])
@@ -135,10 +135,10 @@ def test_output_too_large_to_answer_inline_redirects_to_the_stored_variant(s3: o
     key = unquote(location.path).split(f"/{CACHE}/", 1)[-1] if CACHE in location.path else unquote(location.path[1:])
     stored = s3.get_object(Bucket=CACHE, Key=key)["Body"].read()
     image = Image.open(io.BytesIO(stored))
-    assert (image.format, image.size) == ("PNG", (1200, 980))
+    assert (image.format, image.size) == ("PNG", (400, 327))
 
     # and asked again, it is a hit that redirects straight away
-    again = invoke(api_event("/photos/2024/street.jpg", {"w": "1200", "fm": "png"}))
+    again = invoke(api_event("/photos/2024/street.jpg", {"w": "400", "fm": "png"}))
     assert again.status == 302 and again.headers["Server-Timing"].startswith("cache;desc=hit")
     assert urlparse(again.headers["Location"]).path == location.path
 
@@ -256,17 +256,17 @@ def test_a_request_arriving_already_normalized_is_served_and_shares_the_variant(
 
 def test_through_the_edge_a_large_output_redirects_to_its_own_canonical_path(s3: object, monkeypatch) -> None:
     monkeypatch.setenv("INLINE_MAX_BYTES", "50000")
-    answer = invoke(api_event("/v1/photos/2024/street.jpg/w=1200,fm=png", headers={"X-Imageorigin-Edge": "1"}))
+    answer = invoke(api_event("/v1/photos/2024/street.jpg/w=400,fm=png", headers={"X-Imageorigin-Edge": "1"}))
     assert answer.status == 302
-    assert answer.headers["Location"] == "/v1/photos/2024/street.jpg/w=1200,fit=inside,enlarge=0,fm=png"
+    assert answer.headers["Location"] == "/v1/photos/2024/street.jpg/w=400,fit=inside,enlarge=0,fm=png"
     assert answer.headers["Cache-Control"] == "private, no-store"  # CloudFront must not keep the redirect
     # CloudFront's next fetch of that path hits the bucket: the variant is there, complete
     stored = s3.get_object(Bucket=CACHE, Key=answer.headers["Location"][1:])
     assert stored["CacheControl"] == "public, max-age=31536000, immutable"
     image = Image.open(io.BytesIO(stored["Body"].read()))
-    assert (image.format, image.size) == ("PNG", (1200, 980))
+    assert (image.format, image.size) == ("PNG", (400, 327))
     # without the edge's header, the same request redirects to a presigned URL instead
-    direct = invoke(api_event("/photos/2024/street.jpg", {"w": "1200", "fm": "png"}))
+    direct = invoke(api_event("/photos/2024/street.jpg", {"w": "400", "fm": "png"}))
     assert direct.status == 302 and "Signature=" in direct.headers["Location"]
 
 

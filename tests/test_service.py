@@ -58,23 +58,23 @@ def test_a_failed_store_still_answers_the_image(store: MemoryStore) -> None:
 
 def test_output_too_large_to_answer_inline_is_stored_and_redirected(store: MemoryStore) -> None:
     settings = replace(SETTINGS, inline_max_bytes=10_000)
-    delivery = service.get_or_render(request({"w": "1000", "fm": "png"}), store, settings)
+    delivery = service.get_or_render(request({"w": "300", "fm": "png"}), store, settings)
     assert delivery.body is None and delivery.location.startswith("memory://cache/v1/photos/street.jpg/")
     assert delivery.cache_control == "private, no-store"
-    stored = store.variants["v1/photos/street.jpg/w=1000,fit=inside,enlarge=0,fm=png"]
-    assert Image.open(io.BytesIO(stored.data)).size == (1000, 817)  # 2225 * 1000 / 2725 = 816.5
+    stored = store.variants["v1/photos/street.jpg/w=300,fit=inside,enlarge=0,fm=png"]  # ~150 KB: over 10 KB
+    assert Image.open(io.BytesIO(stored.data)).size == (300, 245)  # 2225 * 300 / 2725 = 244.95
 
 
 def test_redirect_uses_the_public_cache_url_when_configured(store: MemoryStore) -> None:
     settings = replace(SETTINGS, inline_max_bytes=10_000, public_cache_url="https://img-cache.example.com")
-    delivery = service.get_or_render(request({"w": "1000", "fm": "png"}), store, settings)
-    assert delivery.location == "https://img-cache.example.com/v1/photos/street.jpg/w=1000,fit=inside,enlarge=0,fm=png"
+    delivery = service.get_or_render(request({"w": "300", "fm": "png"}), store, settings)
+    assert delivery.location == "https://img-cache.example.com/v1/photos/street.jpg/w=300,fit=inside,enlarge=0,fm=png"
 
 
 def test_too_large_and_not_stored_is_a_storage_fault(store: MemoryStore) -> None:
     store.fail_puts = True
     with pytest.raises(StorageFault):
-        service.get_or_render(request({"w": "1000", "fm": "png"}), store, replace(SETTINGS, inline_max_bytes=10_000))
+        service.get_or_render(request({"w": "300", "fm": "png"}), store, replace(SETTINGS, inline_max_bytes=10_000))
 
 
 def test_no_parameters_serve_the_original_bytes(store: MemoryStore) -> None:
