@@ -97,7 +97,7 @@ ruff: $(TEST_STAMP) ## ruff check . (configured in pyproject.toml; CI runs it be
 lint: $(TEST_STAMP) $(LINT_STAMP) $(EDGE_STAMP) ## ruff, the lock's pins, sam validate --lint, cfn-lint and checkov on the template, the edge function
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory -C functions/resize check-lock PYTHON="$(CURDIR)/$(BIN)/python"
-	$(BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
 	$(BIN)/cfn-lint infra/template.yaml
 	$(CHECKOV)
 	$(BIN)/python edge/embed.py --check
