@@ -45,10 +45,10 @@ def free_port() -> int:
 
 class EmbeddedS3(threading.Thread):
     """moto's S3 server on a local port, as moto's ThreadedMotoServer runs it, that also tells the watcher when a
-    request may have written to a bucket (a PUT, POST or DELETE, once moto has answered it): uploads then pre-warm at
-    once, and an idle server lists nothing."""
+    request may have written to the watched bucket (a PUT, POST or DELETE on it, once moto has answered): uploads then
+    pre-warm at once; the variants the service writes to the cache bucket wake nothing."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, watched: str) -> None:
         super().__init__(daemon=True)
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
@@ -60,7 +60,7 @@ class EmbeddedS3(threading.Thread):
             try:
                 return app(environ, start_response)
             finally:
-                if environ.get("REQUEST_METHOD") in WRITES:
+                if environ.get("REQUEST_METHOD") in WRITES and names_bucket(environ, watched):
                     self.written.set()
 
         self.server = make_server(host, port, signalling, threaded=True, request_handler=MotoRequestHandler)
@@ -76,10 +76,19 @@ class EmbeddedS3(threading.Thread):
 WRITES = frozenset({"PUT", "POST", "DELETE"})
 
 
+def names_bucket(environ: dict, bucket: str) -> bool:
+    """Whether an S3 request is addressed to `bucket`: in its path's first segment (path style, as boto3, the AWS CLI
+    and presigned URLs address a loopback endpoint) or its host (virtual-hosted style). A key of the other bucket
+    that starts with this one's name wakes the watcher for nothing, which is harmless."""
+    first = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
+    return first == bucket or environ.get("HTTP_HOST", "").startswith(f"{bucket}.")
+
+
 class UploadWatcher(threading.Thread):
-    """Emulates the originals bucket's event notifications: woken by each write to the embedded S3 (and every few
-    seconds regardless), diff the bucket's listing and send the ObjectCreated/ObjectRemoved events S3 would, to the
-    same pre-warm handler as on AWS."""
+    """Emulates the originals bucket's event notifications: woken by each write to it (and every few seconds
+    regardless), diff its listing and send the ObjectCreated/ObjectRemoved events S3 would, to the same pre-warm
+    handler as on AWS. Listings start at least ten times their own duration apart (a bucket so large that listing it
+    is slow takes a tenth of the time at most)."""
 
     SWEEP = 5.0  # seconds between listings with no write seen (a write that did not wake it is found by then)
 
@@ -98,12 +107,16 @@ class UploadWatcher(threading.Thread):
         self.written.set()
 
     def run(self) -> None:
+        listed, spacing = 0.0, 0.0  # when the last listing started; ten times what it took
         while True:
-            self.written.wait(self.SWEEP)
+            self.written.wait(max(self.SWEEP, spacing))
+            self.stopped.wait(listed + spacing - time.monotonic())  # returns at once when that time has passed
             if self.stopped.is_set():
                 return
             self.written.clear()  # before listing: a write during it wakes the next round
+            listed = time.monotonic()
             now = self.listing()
+            spacing = 10 * (time.monotonic() - listed)
             events = [s3_event("ObjectCreated:Put", k, e) for k, e in now.items() if self.seen.get(k) != e]
             events += [s3_event("ObjectRemoved:Delete", k) for k in self.seen.keys() - now.keys()]
             self.seen = now
@@ -243,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     s3_port = args.s3_port or free_port()
     # S3_HOST=0.0.0.0 lets a container (sam local invoke) reach it; loopback only by default
-    moto = EmbeddedS3(os.environ.get("S3_HOST", "127.0.0.1"), s3_port)
+    moto = EmbeddedS3(os.environ.get("S3_HOST", "127.0.0.1"), s3_port, ORIGINALS)
     moto.start()
     configure(f"http://127.0.0.1:{s3_port}")
 

@@ -280,3 +280,39 @@ def test_sam_env_writes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_make_sam_env_is_a_target() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^sam-env:.*## ", makefile, re.M) and "devserver.sam_env" in makefile
+
+
+# ---- make serve's embedded S3 and its upload watcher ----
+
+
+def test_the_embedded_s3_wakes_the_watcher_for_writes_to_the_originals_bucket_only() -> None:
+    # given make serve's S3 on a free port, when variants are written to the cache bucket, objects read, and then
+    # an original uploaded (a presigned PUT, as the playground does) and deleted, then only those two writes wake it
+    import urllib.request
+
+    import boto3
+    from botocore.config import Config
+    from devserver.serve import EmbeddedS3
+
+    server = EmbeddedS3("127.0.0.1", 0, "watched-originals")
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server.server_port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, config=Config(signature_version="s3v4"))
+        for bucket in ("watched-originals", "other-cache"):
+            s3.create_bucket(Bucket=bucket)
+        server.written.clear()
+        s3.put_object(Bucket="other-cache", Key="v1/watched-originals/x.jpg/w=10", Body=b"variant")
+        s3.get_object(Bucket="other-cache", Key="v1/watched-originals/x.jpg/w=10")["Body"].read()
+        s3.list_objects_v2(Bucket="watched-originals")
+        assert not server.written.is_set()
+        url = s3.generate_presigned_url("put_object", Params={"Bucket": "watched-originals", "Key": "a/cat.jpg"})
+        urllib.request.urlopen(urllib.request.Request(url, data=b"cat", method="PUT",
+                                                      headers={"Content-Type": "image/jpeg"}), timeout=10).read()
+        assert server.written.is_set()
+        assert s3.get_object(Bucket="watched-originals", Key="a/cat.jpg")["Body"].read() == b"cat"  # written first
+        server.written.clear()
+        s3.delete_object(Bucket="watched-originals", Key="a/cat.jpg")
+        assert server.written.is_set()
+    finally:
+        server.stop()
