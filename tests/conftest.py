@@ -39,11 +39,13 @@ os.environ.update(TEST_ENV)
 # interceptable whichever test makes it first; the s3 fixture below relies on that to reuse it.
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto`: one worker more than the cores. About twenty seconds of the suite are spent waiting rather than
     computing (the browser tests on Chromium and the dev server, the linters and benchmarks in their own processes,
     the storage tests on hung and trickling sockets, up to 2.5 s each): a worker more keeps both cores busy then
     (measured on 2 cores, 8 runs alternated: a median of 49.9 s against 51.5 s)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.option.numprocesses == "logical":
+        return None  # xdist's own answer: the variable it documents, or the logical CPUs asked for
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return cores + 1
 
@@ -79,6 +81,7 @@ def aws() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def environment(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test runs with fake credentials, test bucket names, fresh process-wide singletons and an empty AWS."""
+    from moto.core.model_instances import reset_model_data
     from moto.core.models import BackendDict
 
     from imageorigin import runtime
@@ -92,7 +95,8 @@ def environment(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     BackendDict.reset()  # every moto backend emptied (S3, SSM, Secrets Manager...), as mock_aws does as it starts
     yield
     reset()
-    BackendDict.reset()
+    BackendDict.reset()  # and as it stops: the backends, then the register of model instances they keep
+    reset_model_data()
 
 
 @pytest.fixture(scope="session")
