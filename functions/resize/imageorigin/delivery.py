@@ -105,9 +105,8 @@ def limits(settings: Settings) -> render.Limits:
 
 
 def get_or_render(request: ImageRequest, store: Store, settings: Settings, deadline: Deadline | None = None, *,
-                  via_edge: bool = False, expires: int | None = None, original: Blob | None = None) -> Delivery:
-    """Answer from the cache bucket when the variant is there; else read (unless `original` was read already),
-    render, store and answer.
+                  via_edge: bool = False, expires: int | None = None) -> Delivery:
+    """Answer from the cache bucket when the variant is there; else read, render, store and answer.
 
     A stored variant too large to answer inline is a 302: to its own canonical path when the request came through
     our CloudFront distribution (`via_edge`; the edge then serves it from the bucket), else to PUBLIC_CACHE_URL or
@@ -117,14 +116,26 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings, deadl
     if request.spec is None:
         return _original(request, store, settings, deadline, expires)
     timings = Timings()
-    variant_key = request.variant_key(settings.key_version)
+    hit = _hit(request, store, settings, timings, via_edge=via_edge, expires=expires)
+    if hit is not None:
+        return hit
+    return _render(request, store, settings, deadline, timings, via_edge=via_edge, expires=expires)
 
+
+def _hit(request: ImageRequest, store: Store, settings: Settings, timings: Timings, *, via_edge: bool = False,
+         expires: int | None = None) -> Delivery | None:
+    """The request's variant from the cache bucket, delivered; None when it is not stored."""
     with timings.stage("fetch"):
-        cached = _cached_variant(store, variant_key, settings.inline_max_bytes)
-    if cached is not None:
-        return _deliver(cached, CacheStatus.HIT, request, store, settings, timings, stored=True, via_edge=via_edge,
-                        expires=expires)
+        cached = _cached_variant(store, request.variant_key(settings.key_version), settings.inline_max_bytes)
+    if cached is None:
+        return None
+    return _deliver(cached, CacheStatus.HIT, request, store, settings, timings, stored=True, via_edge=via_edge,
+                    expires=expires)
 
+
+def _render(request: ImageRequest, store: Store, settings: Settings, deadline: Deadline, timings: Timings, *,
+            via_edge: bool = False, expires: int | None = None, original: Blob | None = None) -> Delivery:
+    """A variant not in the cache bucket: read the original (unless it was read already), render, store, answer."""
     deadline.check("render the image", settings.time_reserve_ms)
     if original is None:
         with timings.stage("fetch"):
@@ -133,6 +144,7 @@ def get_or_render(request: ImageRequest, store: Store, settings: Settings, deadl
         rendered = render.render(original.data, request.spec, limits(settings),
                                  Deadline(deadline.remaining_ms, deadline.reserve_ms + settings.time_reserve_ms))
     deadline.check("store the image")
+    variant_key = request.variant_key(settings.key_version)
     with timings.stage("store"):
         stored = _store_variant(store, request.key, variant_key, rendered, original.etag, settings)
     blob = Blob(rendered.data, rendered.content_type, strong_etag(rendered.data))
@@ -188,17 +200,21 @@ def _original(request: ImageRequest, store: Store, settings: Settings, deadline:
     answered without reading the original; otherwise the original is read once, and its bytes decide."""
     timings = Timings()
     named = formats.named_by_key(request.key)
-    if named is not None and named.decoder and not named.web_safe:
-        kept = _kept(request, named)
-        with timings.stage("fetch"):
-            cached = _cached_variant(store, kept.variant_key(settings.key_version), settings.inline_max_bytes)
-        if cached is not None:
-            return _deliver(cached, CacheStatus.HIT, kept, store, settings, timings, stored=True, expires=expires)
+    guessed = _kept(request, named) if named is not None and named.decoder and not named.web_safe else None
+    if guessed is not None:
+        hit = _hit(guessed, store, settings, timings, expires=expires)
+        if hit is not None:
+            return hit
     with timings.stage("fetch"):
         original = store.get_original(request.key, settings.max_source_bytes)
     sniffed = formats.sniff(original.data[:formats.SNIFF_BYTES])
     if sniffed is not None and sniffed.decoder and not sniffed.web_safe:
-        return get_or_render(_kept(request, sniffed), store, settings, deadline, expires=expires, original=original)
+        kept = _kept(request, sniffed)
+        if kept != guessed:  # the bytes are not what the key's extension said: that variant is not looked up yet
+            hit = _hit(kept, store, settings, timings, expires=expires)
+            if hit is not None:
+                return hit
+        return _render(kept, store, settings, deadline, timings, expires=expires, original=original)
     info = render.probe(original.data, limits(settings))  # the type we answer with is sniffed, never trusted
     if len(original.data) > settings.inline_max_bytes:
         return Delivery(CacheStatus.ORIGINAL, info.content_type, original.etag,
