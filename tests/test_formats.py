@@ -371,6 +371,7 @@ def test_with_no_parameters_these_originals_are_rendered_never_served_as_they_ar
     # read once for the first answer; then the rendering is answered from the cache, the original not read again
     reads = [call for call in memory.calls if call == ("get_original", key)]
     assert len(reads) == 1
+    assert len([call for call in memory.calls if call[0] == "get_variant"]) == 1  # and its variant looked up once
     again = invoke(api_event(f"/{key}", {}))
     assert again.headers["Server-Timing"].startswith("cache;desc=hit") and again.body == answer.body
     assert [call for call in memory.calls if call == ("get_original", key)] == reads
