@@ -39,17 +39,6 @@ os.environ.update(TEST_ENV)
 # interceptable whichever test makes it first; the s3 fixture below relies on that to reuse it.
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """`-n auto`: one worker more than the cores. About twenty seconds of the suite are spent waiting rather than
-    computing (the browser tests on Chromium and the dev server, the linters and benchmarks in their own processes,
-    the storage tests on hung and trickling sockets, up to 2.5 s each): a worker more keeps both cores busy then
-    (measured on 2 cores, 8 runs alternated: a median of 49.9 s against 51.5 s)."""
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.option.numprocesses == "logical":
-        return None  # xdist's own answer: the variable it documents, or the logical CPUs asked for
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores + 1
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `early` (seconds each, much of it in other processes: a browser, a linter, a benchmark) run
     first. xdist's worksteal gives each worker a contiguous part of this order and moves tests from the end of a
